@@ -1,0 +1,1 @@
+"""Pretrained backbones: conversion to bert4keras's format and the manifest stages read."""

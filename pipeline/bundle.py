@@ -1,0 +1,87 @@
+"""A fine-tuned task as a self-contained directory: weights, backbone config, vocabulary, labels.
+
+``models/tasks/<task>/`` holds ``model.weights.h5``, ``bert_config.json``, ``vocab.txt`` and
+``task.json`` (kind, labels, the task's params, best dev scores). Everything needed to
+predict is inside, so the directory can be copied or logged to MLflow and used elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import TaskConfig
+from pipeline.kinds import get_kind
+from pipeline.kinds.base import TaskKind
+from pipeline.tokenization import TextTokenizer, build_tokenizer
+
+WEIGHTS = "model.weights.h5"
+META = "task.json"
+CONFIG = "bert_config.json"
+VOCAB = "vocab.txt"
+RUN = "run.json"
+
+
+@dataclass
+class TaskBundle:
+    """What a bundle directory holds, read back."""
+
+    directory: Path
+    meta: dict
+
+    @property
+    def cfg(self) -> TaskConfig:
+        return TaskConfig.model_validate(self.meta["config"])
+
+    @property
+    def kind(self) -> TaskKind:
+        return get_kind(self.meta["config"]["kind"])
+
+    @property
+    def labels(self) -> list[str]:
+        return self.meta["labels"]
+
+    def tokenizer(self) -> TextTokenizer:
+        return build_tokenizer(self.meta["config"]["language"], self.directory / VOCAB, self.meta["lowercase"])
+
+    def load_model(self) -> Any:
+        """Rebuild the architecture from the bundle's config and load the fine-tuned weights."""
+        from pipeline.modeling import build_task_model
+
+        model = build_task_model(
+            self.kind, self.directory / CONFIG, None, self.meta["model_type"], self.labels, self.cfg
+        )
+        model.load_weights(str(self.directory / WEIGHTS))
+        return model
+
+    def run_id(self) -> str | None:
+        path = self.directory / RUN
+        return json.loads(path.read_text(encoding="utf-8"))["run_id"] if path.is_file() else None
+
+
+def start_bundle(directory: Path, config: Path, vocab: Path) -> None:
+    """Create an empty bundle directory with the backbone's config and vocabulary copied in."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    shutil.copyfile(config, directory / CONFIG)
+    shutil.copyfile(vocab, directory / VOCAB)
+
+
+def write_meta(directory: Path, meta: dict) -> None:
+    (directory / META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_run(directory: Path, run_id: str, tracking_uri: str) -> None:
+    (directory / RUN).write_text(json.dumps({"run_id": run_id, "tracking_uri": tracking_uri}) + "\n", encoding="utf-8")
+
+
+def read_bundle(directory: str | Path) -> TaskBundle:
+    """Open a bundle directory; a clear error when it is not one."""
+    directory = Path(directory)
+    if not (directory / META).is_file() or not (directory / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{directory}: not a trained task (no {META} / {WEIGHTS}); run the train stage")
+    return TaskBundle(directory, json.loads((directory / META).read_text(encoding="utf-8")))

@@ -1,0 +1,25 @@
+"""The registry of task kinds.
+
+A kind is one module exposing ``KIND``, an instance of :class:`pipeline.kinds.base.TaskKind`.
+Modules are imported lazily, so that validating params never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.kinds.base import TaskKind
+
+#: kind name (as written in params.yaml) -> module defining ``KIND``
+KIND_MODULES: dict[str, str] = {
+    "text_classification": "pipeline.kinds.text_classification",
+}
+
+
+def get_kind(name: str) -> "TaskKind":
+    """Return the task kind registered under ``name``."""
+    if name not in KIND_MODULES:
+        raise KeyError(f"unknown task kind {name!r}; known kinds: {', '.join(sorted(KIND_MODULES))}")
+    return importlib.import_module(KIND_MODULES[name]).KIND

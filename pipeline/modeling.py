@@ -1,0 +1,60 @@
+"""Building a task model on a bert4keras backbone, and predicting with it in length-sorted batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from pipeline.tf_runtime import tf
+
+from bert4keras.models import build_transformer_model  # noqa: E402  (after tf_runtime's patch)
+
+from pipeline.config import TaskConfig  # noqa: E402
+from pipeline.kinds.base import Features, TaskKind  # noqa: E402
+from pipeline.training.batching import bucketed_batches, collate  # noqa: E402
+
+
+def build_task_model(
+    kind: TaskKind, config_path: Path, checkpoint: Path | None, model_type: str, labels: list[str], cfg: TaskConfig
+) -> Any:
+    """The backbone (pretrained weights from ``checkpoint`` when given) with the kind's head."""
+    backbone = build_transformer_model(
+        config_path=str(config_path),
+        checkpoint_path=str(checkpoint) if checkpoint else None,
+        model=model_type,
+        return_keras_model=False,
+    )
+    return kind.build_model(backbone, labels, cfg)
+
+
+class Predictor:
+    """Calls a Keras model through one traced function with dynamic batch and sequence length.
+
+    ``model.predict_on_batch`` sometimes runs on a single core; a ``tf.function`` with a
+    relaxed input signature uses both and is traced only once.
+    """
+
+    def __init__(self, model: Any) -> None:
+        spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+        self._call = tf.function(lambda ids, segs: model([ids, segs], training=False), input_signature=[spec, spec])
+
+    def outputs(self, features: Sequence[Features], batch_size: int):
+        """Yield ``(indices, outputs)`` per batch; batches are sorted by length to cut padding."""
+        lengths = [len(f["token_ids"]) for f in features]
+        for batch in bucketed_batches(lengths, batch_size, rng=None):
+            inputs, _ = collate([features[i] for i in batch], with_targets=False)
+            result = self._call(*inputs)
+            yield batch, tf.nest.map_structure(lambda t: np.asarray(t, dtype=np.float32), result)
+
+    def predict(
+        self, kind: TaskKind, records: Sequence[dict], features: Sequence[Features], labels: list[str], batch_size: int
+    ) -> list[dict]:
+        """Decoded predictions, in the order of ``records``."""
+        predictions: list[dict | None] = [None] * len(records)
+        for batch, outputs in self.outputs(features, batch_size):
+            decoded = kind.decode(outputs, [records[i] for i in batch], labels)
+            for index, prediction in zip(batch, decoded):
+                predictions[index] = prediction
+        return predictions  # type: ignore[return-value]

@@ -1,0 +1,29 @@
+"""Dataset formats: each turns upstream files into canonical records (dicts) for one split.
+
+A format is a :class:`~pipeline.readers.base.DataSource` subclass (its params) plus a
+reader function; register both in :data:`READERS`. The config accepts exactly these formats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pipeline.readers.base import SPLITS, DataSource, ReadReport
+from pipeline.readers.delimited import DelimitedSource, read_delimited
+from pipeline.readers.files import DataError
+
+Reader = Callable[[DataSource, Path, str, ReadReport], Iterator[dict]]
+
+#: format name -> (params model, reader)
+READERS: dict[str, tuple[type[DataSource], Reader]] = {
+    "delimited": (DelimitedSource, read_delimited),
+}
+
+__all__ = ["READERS", "SPLITS", "DataError", "DataSource", "ReadReport", "read_split"]
+
+
+def read_split(source: DataSource, path: Path, split: str, report: ReadReport) -> list[dict]:
+    """Read one split file of ``source`` into canonical records."""
+    _, reader = READERS[source.format]  # type: ignore[attr-defined]
+    return list(reader(source, path, split, report))

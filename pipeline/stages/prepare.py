@@ -1,0 +1,72 @@
+"""Prepare stage: upstream files -> canonical JSON-lines records per split.
+
+``python -m pipeline.stages.prepare <task>`` writes ``data/prepared/<task>/{train,dev,test}.jsonl``
+and ``summary.json`` (counts per split and label, skipped rows, carved splits).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pipeline.config import Params
+from pipeline.paths import prepared_dir
+from pipeline.readers import SPLITS, DataError, DataSource, ReadReport, read_split
+from pipeline.reporting import write_json, write_jsonl
+from pipeline.splits import carve_splits
+
+
+def prepare(params: Params, task: str) -> dict:
+    """Read, carve and write one task's data; return the summary."""
+    source = params.task(task).data
+    directory = params.data_dir(task)
+    report = ReadReport()
+    splits = {
+        split: read_split(source, directory / getattr(source, split), split, report)
+        for split in SPLITS
+        if getattr(source, split)
+    }
+    splits, carved = carve_splits(splits, source.carve)
+    if source.label_names:
+        for split in SPLITS:
+            _rename_labels(splits[split], source, directory / (getattr(source, split) or source.train), task)
+    out = prepared_dir(task)
+    for split in SPLITS:
+        write_jsonl(out / f"{split}.jsonl", splits[split])
+    summary = {
+        "task": task,
+        "source": str(directory),
+        "records": {split: len(splits[split]) for split in SPLITS},
+        "labels": {split: _label_counts(splits[split]) for split in SPLITS},
+        "skipped": report.as_dict(),
+        "carved": carved,
+    }
+    write_json(out / "summary.json", summary)
+    print(f"[prepare] {task}: " + ", ".join(f"{s} {n}" for s, n in summary["records"].items()), end="")
+    print(f"; skipped {summary['skipped']}" if summary["skipped"] else "")
+    return summary
+
+
+def _rename_labels(records: list[dict], source: DataSource, path, task: str) -> None:
+    """Replace raw labels by ``data.label_names``; an unmapped label is an error naming its line."""
+    names = source.label_names or {}
+    for record in records:
+        if record.get("label") is None:
+            continue
+        if record["label"] not in names:
+            line = record["id"].rsplit("-", 1)[-1]
+            raise DataError(
+                f"{path}:{line}: field 'label': {record['label']!r} is not a key of "
+                f"tasks.{task}.data.label_names ({', '.join(names)})"
+            )
+        record["label"] = names[record["label"]]
+
+
+def _label_counts(records: list[dict]) -> dict[str, int]:
+    counts = Counter(record["label"] for record in records if "label" in record)
+    return dict(sorted(counts.items()))
+
+
+if __name__ == "__main__":
+    from pipeline.stages.cli import run_stage
+
+    run_stage("Prepare a task's data as canonical JSON-lines records.", "task", prepare)

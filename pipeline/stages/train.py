@@ -1,0 +1,85 @@
+"""Train stage: fine-tune a task's model on its prepared data, keeping the best dev checkpoint.
+
+``python -m pipeline.stages.train <task>`` writes the bundle ``models/tasks/<task>/`` and the
+per-epoch history ``reports/<task>/history.json`` (+ ``training_curves.png``), and records
+params and per-epoch metrics in the task's MLflow run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from pipeline.config import Params
+from pipeline.paths import backbone_dir, prepared_dir, reports_dir, task_model_dir
+
+
+def train(params: Params, task: str) -> dict:
+    """Fine-tune one task; return its best dev row."""
+    from pipeline import bundle, tf_runtime, tracking
+    from pipeline.backbone.manifest import read_manifest
+    from pipeline.kinds import get_kind
+    from pipeline.modeling import build_task_model
+    from pipeline.reporting import plot_history, read_jsonl, write_json
+    from pipeline.tokenization import build_tokenizer
+    from pipeline.training.trainer import DevEvaluation, encode_all, fit, subsample
+
+    cfg = params.task(task)
+    kind = get_kind(cfg.kind)
+    files = read_manifest(backbone_dir(cfg.backbone))
+    data = prepared_dir(task)
+    train_records = subsample(read_jsonl(data / "train.jsonl"), cfg.max_train_samples, cfg.seed)
+    dev_records = read_jsonl(data / "dev.jsonl")[: cfg.max_eval_samples]
+    labels = kind.label_space(train_records, cfg)
+    print(f"[train] {task}: {len(train_records)} train / {len(dev_records)} dev records, {len(labels)} labels")
+
+    tf_runtime.set_seed(cfg.seed)
+    tf_runtime.set_precision(cfg.precision)
+    tokenizer = build_tokenizer(cfg.language, files.vocab, files.lowercase)
+    train_features = encode_all(kind, train_records, tokenizer, labels, cfg.maxlen, "train")
+    dev_features = encode_all(kind, dev_records, tokenizer, labels, cfg.maxlen, "dev")
+    model = build_task_model(kind, files.config, files.checkpoint, files.model_type, labels, cfg)
+
+    final_dir = task_model_dir(task)
+    work_dir = final_dir.with_name(final_dir.name + ".partial")
+    bundle.start_bundle(work_dir, files.config, files.vocab)
+    reports = reports_dir(task)
+    reports.mkdir(parents=True, exist_ok=True)
+
+    with tracking.task_run(params, task) as run:
+        def record_epoch(row: dict) -> None:
+            tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            write_json(reports / "history.json", evaluation.history)
+
+        evaluation = DevEvaluation(
+            kind, dev_records, dev_features, labels, cfg.batch_size, work_dir / bundle.WEIGHTS, record_epoch
+        )
+        fit(kind, model, cfg, train_features, evaluation)
+        best = evaluation.best or {}
+        plot_history(evaluation.history, reports / "training_curves.png", f"{task} ({cfg.kind})")
+        tracking.log_metrics({f"best_{k}": v for k, v in best.items() if k.startswith("dev_")})
+        tracking.log_metrics({"best_epoch": best.get("epoch", 0), "train_records": len(train_records)})
+        tracking.log_artifacts([reports / "history.json", reports / "training_curves.png"], "training")
+        bundle.write_meta(
+            work_dir,
+            {
+                "task": task,
+                "labels": labels,
+                "model_type": files.model_type,
+                "lowercase": files.lowercase,
+                "backbone": cfg.backbone,
+                "config": cfg.model_dump(),
+                "best": best,
+            },
+        )
+        bundle.write_run(work_dir, run.info.run_id, params.tracking_uri())
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    os.replace(work_dir, final_dir)
+    return best
+
+
+if __name__ == "__main__":
+    from pipeline.stages.cli import run_stage
+
+    run_stage("Fine-tune one task's model.", "task", train)

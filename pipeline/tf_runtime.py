@@ -1,0 +1,23 @@
+"""The one place TensorFlow is imported and patched for bert4keras.
+
+Import this module (``from pipeline.tf_runtime import tf, keras``) before anything
+imports bert4keras: bert4keras's optimizers subclass the pre-2.11 ``OptimizerV2``,
+so ``tf.keras.optimizers.Optimizer`` must point at the legacy class first.
+"""
+
+import pipeline  # noqa: F401  (sets TF_KERAS / TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import tensorflow as tf
+
+keras = tf.keras
+keras.optimizers.Optimizer = keras.optimizers.legacy.Optimizer
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow for a repeatable run."""
+    keras.utils.set_random_seed(seed)
+
+
+def set_precision(precision: str) -> None:
+    """Select the Keras dtype policy ('float32' or 'mixed_bfloat16')."""
+    keras.mixed_precision.set_global_policy(precision)

@@ -1,0 +1,1 @@
+"""Shared training machinery: batching, optimizer, the fit loop with dev evaluation."""

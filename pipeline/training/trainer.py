@@ -1,0 +1,103 @@
+"""The fit loop shared by every kind: encode, batch, train, evaluate dev each epoch, keep the best."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tqdm import tqdm
+
+from pipeline.config import TaskConfig
+from pipeline.kinds.base import Features, TaskKind
+from pipeline.modeling import Predictor
+from pipeline.tf_runtime import keras
+from pipeline.tokenization import TextTokenizer
+from pipeline.training.batching import TrainingBatches
+from pipeline.training.optimizer import build_optimizer
+
+
+def encode_all(
+    kind: TaskKind, records: Sequence[dict], tokenizer: TextTokenizer, labels: list[str], maxlen: int, what: str
+) -> list[Features]:
+    """Encode records into features, with a progress bar on long sets."""
+    rows = tqdm(records, desc=f"encode {what}", unit="ex", disable=len(records) < 2000, mininterval=2)
+    return [kind.encode(record, tokenizer, labels, maxlen) for record in rows]
+
+
+def subsample(records: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """A seeded random subset of at most ``limit`` records, in their original order."""
+    if limit is None or limit >= len(records):
+        return records
+    keep = sorted(random.Random(seed).sample(range(len(records)), limit))
+    return [records[i] for i in keep]
+
+
+class DevEvaluation(keras.callbacks.Callback):
+    """Scores dev after every epoch, records the history and saves the best weights atomically."""
+
+    def __init__(
+        self,
+        kind: TaskKind,
+        dev: Sequence[dict],
+        dev_features: Sequence[Features],
+        labels: list[str],
+        batch_size: int,
+        weights_path: Path,
+        on_epoch: Callable[[dict], None],
+    ) -> None:
+        super().__init__()
+        self.kind, self.dev, self.dev_features, self.labels = kind, dev, dev_features, labels
+        self.batch_size, self.weights_path, self.on_epoch = batch_size, weights_path, on_epoch
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self._predictor: Predictor | None = None
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._predictor = self._predictor or Predictor(self.model)
+        predictions = self._predictor.predict(self.kind, self.dev, self.dev_features, self.labels, self.batch_size * 2)
+        scores = self.kind.score(self.dev, predictions, self.labels)
+        row = {
+            "epoch": epoch + 1,
+            "loss": float((logs or {}).get("loss", math.nan)),
+            **{f"dev_{key}": value for key, value in scores.items()},
+            "seconds": round(time.monotonic() - self._started, 1),
+        }
+        self.history.append(row)
+        primary = scores[self.kind.primary_metric]
+        improved = self.best is None or primary > self.best[f"dev_{self.kind.primary_metric}"]
+        if improved:
+            self.best = row
+            tmp = self.weights_path.with_name("." + self.weights_path.name)
+            self.model.save_weights(str(tmp))
+            os.replace(tmp, self.weights_path)
+        summary = ", ".join(f"{key} {value:.4f}" for key, value in scores.items())
+        print(f"\nepoch {epoch + 1}: dev {summary}" + (" (best so far, saved)" if improved else ""), flush=True)
+        self.on_epoch(row)
+
+
+def fit(
+    kind: TaskKind,
+    model: Any,
+    cfg: TaskConfig,
+    train_features: Sequence[Features],
+    evaluation: DevEvaluation,
+) -> None:
+    """Compile with AdamW + warm-up and train ``cfg.epochs`` epochs on length-bucketed batches."""
+    batches = TrainingBatches(train_features, cfg.batch_size, cfg.seed)
+    model.compile(
+        loss=kind.loss(),
+        optimizer=build_optimizer(cfg.learning_rate, cfg.weight_decay, len(batches) * cfg.epochs, cfg.warmup_proportion),
+    )
+    model.fit(
+        batches.forever(),
+        steps_per_epoch=len(batches),
+        epochs=cfg.epochs,
+        callbacks=[evaluation],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )

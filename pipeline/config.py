@@ -76,7 +76,8 @@ class TaskConfig(StrictModel):
     weight_decay: float = Field(ge=0)
     dropout: float = Field(ge=0, lt=1)
     max_train_samples: int | None = Field(ge=1)
-    max_eval_samples: int | None = Field(ge=1)
+    max_dev_samples: int | None = Field(ge=1)
+    max_test_samples: int | None = Field(ge=1)
     seed: int
     precision: Literal["float32", "mixed_bfloat16"]
 

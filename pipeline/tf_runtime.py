@@ -5,12 +5,17 @@ imports bert4keras: bert4keras's optimizers subclass the pre-2.11 ``OptimizerV2`
 so ``tf.keras.optimizers.Optimizer`` must point at the legacy class first.
 """
 
+import warnings
+
 import pipeline  # noqa: F401  (sets TF_KERAS / TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import tensorflow as tf
 
 keras = tf.keras
 keras.optimizers.Optimizer = keras.optimizers.legacy.Optimizer
+
+# bert4keras shares one initializer object across layers; the weights are loaded from a checkpoint anyway.
+warnings.filterwarnings("ignore", message="The initializer TruncatedNormal is unseeded")
 
 
 def set_seed(seed: int) -> None:

@@ -61,8 +61,14 @@ def task_run(params: Params, task: str, run_id: str | None = None) -> Iterator[A
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(params.tracking_uri())
-    mlflow.set_experiment(params.tracking.experiment)
+    uri = params.tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    experiment = params.tracking.experiment
+    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(experiment) is None:
+        # keep a local store's artifacts beside its database, wherever the stage runs from
+        database = Path(uri.removeprefix("sqlite:///"))
+        mlflow.create_experiment(experiment, artifact_location=(database.parent / "mlartifacts").as_uri())
+    mlflow.set_experiment(experiment)
     if run_id:
         try:
             mlflow.get_run(run_id)

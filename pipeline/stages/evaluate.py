@@ -23,7 +23,7 @@ def evaluate(params: Params, task: str) -> dict:
     trained = read_bundle(task_model_dir(task))
     kind, labels = trained.kind, trained.labels
     data = prepared_dir(task)
-    test_records = read_jsonl(data / "test.jsonl")[: cfg.max_eval_samples]
+    test_records = read_jsonl(data / "test.jsonl")[: cfg.max_test_samples]
     train_records = subsample(read_jsonl(data / "train.jsonl"), cfg.max_train_samples, cfg.seed)
     features = encode_all(kind, test_records, trained.tokenizer(), labels, cfg.maxlen, "test")
     predictions = Predictor(trained.load_model()).predict(kind, test_records, features, labels, cfg.batch_size * 2)

@@ -29,7 +29,7 @@ def train(params: Params, task: str) -> dict:
     files = read_manifest(backbone_dir(cfg.backbone))
     data = prepared_dir(task)
     train_records = subsample(read_jsonl(data / "train.jsonl"), cfg.max_train_samples, cfg.seed)
-    dev_records = read_jsonl(data / "dev.jsonl")[: cfg.max_eval_samples]
+    dev_records = read_jsonl(data / "dev.jsonl")[: cfg.max_dev_samples]
     labels = kind.label_space(train_records, cfg)
     print(f"[train] {task}: {len(train_records)} train / {len(dev_records)} dev records, {len(labels)} labels")
 

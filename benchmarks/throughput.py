@@ -21,7 +21,7 @@ def measure(task: str, samples: int, precision: str) -> dict[str, float]:
     from pipeline import tf_runtime
     from pipeline.backbone.manifest import read_manifest
     from pipeline.kinds import get_kind
-    from pipeline.modeling import Predictor, build_task_model
+    from pipeline.modeling import build_task_model, predictor_for
     from pipeline.reporting import read_jsonl
     from pipeline.tokenization import build_tokenizer
     from pipeline.training.batching import TrainingBatches
@@ -36,13 +36,13 @@ def measure(task: str, samples: int, precision: str) -> dict[str, float]:
     tf_runtime.set_precision(precision)
     features = encode_all(kind, records, build_tokenizer(cfg.language, files.vocab, files.lowercase), labels, cfg.maxlen, "bench")
     model = build_task_model(kind, files.config, files.checkpoint, files.model_type, labels, cfg)
-    batches = TrainingBatches(features, cfg.batch_size, cfg.seed)
-    model.compile(loss=kind.loss(), optimizer=build_optimizer(cfg.learning_rate, 0.01, len(batches), 0.1))
+    batches = TrainingBatches(features, cfg.batch_size, cfg.seed, kind.train_inputs)
+    model.compile(loss=kind.loss(model), optimizer=build_optimizer(cfg.learning_rate, 0.01, len(batches), 0.1))
     model.fit(batches.forever(), steps_per_epoch=2, epochs=1, verbose=0)  # trace once, outside the timing
     start = time.perf_counter()
     model.fit(batches.forever(), steps_per_epoch=len(batches), epochs=1, verbose=0)
     train_s = time.perf_counter() - start
-    predictor = Predictor(model)
+    predictor = predictor_for(model, len(kind.predict_inputs))
     list(predictor.outputs(features[: cfg.batch_size], cfg.batch_size * 2))
     start = time.perf_counter()
     for _ in predictor.outputs(features, cfg.batch_size * 2):

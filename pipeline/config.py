@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from pipeline.kinds import KIND_MODULES
+from pipeline.kinds.options import options_model
 from pipeline.readers import READERS
 from pipeline.schema import StrictModel
 
@@ -80,6 +81,7 @@ class TaskConfig(StrictModel):
     max_test_samples: int | None = Field(ge=1)
     seed: int
     precision: Literal["float32", "mixed_bfloat16"]
+    head: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("kind")
     @classmethod
@@ -87,6 +89,23 @@ class TaskConfig(StrictModel):
         if kind not in KIND_MODULES:
             raise ValueError(f"unknown kind {kind!r}; known kinds: {', '.join(sorted(KIND_MODULES))}")
         return kind
+
+    @model_validator(mode="after")
+    def _head_fits_the_kind(self) -> "TaskConfig":
+        try:
+            options_model(self.kind).model_validate(self.head)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"head.{'.'.join(map(str, e['loc']))}: {e['msg']}" + (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e.get("input"), dict) else "")
+                for e in exc.errors()
+            )
+            raise ValueError(f"head options of kind {self.kind!r}: {problems}") from None
+        return self
+
+    @property
+    def head_options(self) -> Any:
+        """``head`` as the kind's typed options model."""
+        return options_model(self.kind).model_validate(self.head)
 
 
 class TrackingConfig(StrictModel):

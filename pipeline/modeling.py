@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,7 +14,7 @@ from bert4keras.models import build_transformer_model  # noqa: E402  (after tf_r
 
 from pipeline.config import TaskConfig  # noqa: E402
 from pipeline.kinds.base import Features, TaskKind  # noqa: E402
-from pipeline.training.batching import bucketed_batches, collate  # noqa: E402
+from pipeline.training.batching import INPUT_KEYS, bucketed_batches, collate  # noqa: E402
 
 
 def build_task_model(
@@ -36,25 +37,41 @@ class Predictor:
     relaxed input signature uses both and is traced only once.
     """
 
-    def __init__(self, model: Any) -> None:
-        spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
-        self._call = tf.function(lambda ids, segs: model([ids, segs], training=False), input_signature=[spec, spec])
+    def __init__(self, model: Any, n_inputs: int = 2) -> None:
+        spec = tf.TensorSpec(shape=None, dtype=tf.int32)
+        self._call = tf.function(lambda *inputs: model(list(inputs), training=False), input_signature=[spec] * n_inputs)
 
-    def outputs(self, features: Sequence[Features], batch_size: int):
+    def outputs(self, features: Sequence[Features], batch_size: int, input_keys: Sequence[str] = INPUT_KEYS):
         """Yield ``(indices, outputs)`` per batch; batches are sorted by length to cut padding."""
         lengths = [len(f["token_ids"]) for f in features]
         for batch in bucketed_batches(lengths, batch_size, rng=None):
-            inputs, _ = collate([features[i] for i in batch], with_targets=False)
+            inputs, _ = collate([features[i] for i in batch], input_keys, with_targets=False)
             result = self._call(*inputs)
             yield batch, tf.nest.map_structure(lambda t: np.asarray(t, dtype=np.float32), result)
 
     def predict(
-        self, kind: TaskKind, records: Sequence[dict], features: Sequence[Features], labels: list[str], batch_size: int
+        self,
+        kind: TaskKind,
+        records: Sequence[dict],
+        features: Sequence[Features],
+        labels: list[str],
+        batch_size: int,
+        input_keys: Sequence[str] = INPUT_KEYS,
     ) -> list[dict]:
         """Decoded predictions, in the order of ``records``."""
         predictions: list[dict | None] = [None] * len(records)
-        for batch, outputs in self.outputs(features, batch_size):
+        for batch, outputs in self.outputs(features, batch_size, input_keys):
             decoded = kind.decode(outputs, [records[i] for i in batch], labels)
             for index, prediction in zip(batch, decoded):
                 predictions[index] = prediction
         return predictions  # type: ignore[return-value]
+
+
+_PREDICTORS: "weakref.WeakKeyDictionary[Any, Predictor]" = weakref.WeakKeyDictionary()
+
+
+def predictor_for(model: Any, n_inputs: int = 2) -> Predictor:
+    """The model's predictor, traced once and reused (e.g. after every epoch)."""
+    if model not in _PREDICTORS:
+        _PREDICTORS[model] = Predictor(model, n_inputs)
+    return _PREDICTORS[model]

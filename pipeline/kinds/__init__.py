@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 #: kind name (as written in params.yaml) -> module defining ``KIND``
 KIND_MODULES: dict[str, str] = {
     "text_classification": "pipeline.kinds.text_classification",
+    # the same kind: two texts joined into one input, [CLS] a [SEP] b [SEP] (a `text_b` column)
+    "pair_classification": "pipeline.kinds.text_classification",
 }
 
 

@@ -26,6 +26,9 @@ class TaskKind(ABC):
 
     #: the dev metric that picks the best checkpoint (a key of :meth:`score`'s result)
     primary_metric: str
+    #: feature keys fed to the model, in order, when training and when predicting
+    train_inputs: tuple[str, ...] = ("token_ids", "segment_ids")
+    predict_inputs: tuple[str, ...] = ("token_ids", "segment_ids")
 
     @abstractmethod
     def label_space(self, train: Sequence[dict], cfg: TaskConfig) -> list[str]:
@@ -40,8 +43,8 @@ class TaskKind(ABC):
         """Put the head on a bert4keras model; return an uncompiled Keras model."""
 
     @abstractmethod
-    def loss(self) -> Any:
-        """The Keras loss for :meth:`build_model`'s output."""
+    def loss(self, model: Any) -> Any:
+        """The Keras loss for ``model`` (built by :meth:`build_model`); None if the model adds its own."""
 
     @abstractmethod
     def decode(self, outputs: np.ndarray, records: Sequence[dict], labels: list[str]) -> list[dict]:
@@ -50,6 +53,12 @@ class TaskKind(ABC):
     @abstractmethod
     def score(self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str]) -> dict[str, float]:
         """Headline metrics (flat, numeric) of predictions against gold records."""
+
+    def detailed_scores(
+        self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str]
+    ) -> dict[str, float]:
+        """Finer metrics for the test report and MLflow (per type, per predicate...); flat, numeric."""
+        return {}
 
     @abstractmethod
     def baseline(self, train: Sequence[dict], records: Sequence[dict], labels: list[str]) -> dict[str, float]:
@@ -61,6 +70,15 @@ class TaskKind(ABC):
     ) -> list[Path]:
         """Detailed reports (per-class tables, plots) into ``out_dir``; return the files written."""
 
-    def target_of(self, features: Features) -> Any:
-        """The training target stored in ``features`` (override for several targets)."""
-        return features["target"]
+    def predict(
+        self, model: Any, records: Sequence[dict], features: Sequence[Features], labels: list[str], batch_size: int
+    ) -> list[dict]:
+        """Predictions for ``records`` in their order: one traced model call per length-sorted batch.
+
+        Kinds whose decoding needs more than one model call (relation extraction) override this.
+        """
+        from pipeline.modeling import predictor_for
+
+        return predictor_for(model, len(self.predict_inputs)).predict(
+            self, records, features, labels, batch_size, self.predict_inputs
+        )

@@ -39,7 +39,7 @@ class TextClassification(TaskKind):
         probs = keras.layers.Dense(len(labels), activation="softmax", dtype="float32", name="label-probs")(hidden)
         return keras.Model(backbone.model.inputs, probs, name="text_classifier")
 
-    def loss(self) -> Any:
+    def loss(self, model: Any) -> Any:
         return "sparse_categorical_crossentropy"
 
     def decode(self, outputs: np.ndarray, records: Sequence[dict], labels: list[str]) -> list[dict]:
@@ -56,6 +56,14 @@ class TextClassification(TaskKind):
             "accuracy": float(accuracy_score(gold, predicted)),
             "macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
         }
+
+    def detailed_scores(
+        self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str]
+    ) -> dict[str, float]:
+        gold = [record["label"] for record in records]
+        predicted = [prediction["label"] for prediction in predictions]
+        scores = f1_score(gold, predicted, labels=labels, average=None, zero_division=0)
+        return {f"f1.{label}": float(score) for label, score in zip(labels, scores)}
 
     def baseline(self, train: Sequence[dict], records: Sequence[dict], labels: list[str]) -> dict[str, float]:
         majority = Counter(record["label"] for record in train).most_common(1)[0][0]

@@ -15,7 +15,6 @@ def evaluate(params: Params, task: str) -> dict:
     """Predict the test split, score it, write reports; return metrics.json's content."""
     from pipeline import tracking
     from pipeline.bundle import read_bundle
-    from pipeline.modeling import Predictor
     from pipeline.reporting import read_jsonl, write_json, write_jsonl
     from pipeline.training.trainer import encode_all, subsample
 
@@ -26,7 +25,7 @@ def evaluate(params: Params, task: str) -> dict:
     test_records = read_jsonl(data / "test.jsonl")[: cfg.max_test_samples]
     train_records = subsample(read_jsonl(data / "train.jsonl"), cfg.max_train_samples, cfg.seed)
     features = encode_all(kind, test_records, trained.tokenizer(), labels, cfg.maxlen, "test")
-    predictions = Predictor(trained.load_model()).predict(kind, test_records, features, labels, cfg.batch_size * 2)
+    predictions = kind.predict(trained.load_model(), test_records, features, labels, cfg.batch_size * 2)
 
     out = reports_dir(task)
     details = out / "evaluation"
@@ -35,6 +34,7 @@ def evaluate(params: Params, task: str) -> dict:
     best = trained.meta.get("best", {})
     metrics = {
         "test": kind.score(test_records, predictions, labels),
+        "test_detail": kind.detailed_scores(test_records, predictions, labels),
         "baseline": kind.baseline(train_records, test_records, labels),
         "dev_best": {key.removeprefix("dev_"): value for key, value in best.items() if key.startswith("dev_")},
         "best_epoch": best.get("epoch"),
@@ -44,7 +44,7 @@ def evaluate(params: Params, task: str) -> dict:
     print(f"[evaluate] {task}: test {metrics['test']} | baseline {metrics['baseline']}")
 
     with tracking.task_run(params, task, trained.run_id()):
-        tracking.log_metrics({"test": metrics["test"], "baseline": metrics["baseline"]})
+        tracking.log_metrics({key: metrics[key] for key in ("test", "test_detail", "baseline")})
         tracking.log_artifacts([out / "metrics.json", *files, details / "predictions.jsonl"], "evaluation")
         tracking.log_artifacts([trained.directory], "model")
     return metrics

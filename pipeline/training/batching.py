@@ -28,10 +28,13 @@ def pad(sequences: Sequence[Sequence], value: int = 0) -> np.ndarray:
     return out
 
 
-def collate(features: Sequence[Features], with_targets: bool = True) -> tuple[list[np.ndarray], np.ndarray | None]:
-    """Model inputs (token and segment ids, padded) and the padded targets of a batch."""
-    inputs = [pad([f[key] for f in features]).astype(np.int32) for key in INPUT_KEYS]
-    if not with_targets:
+def collate(
+    features: Sequence[Features], input_keys: Sequence[str] = INPUT_KEYS, with_targets: bool = True
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Model inputs (padded, in ``input_keys`` order) and the padded ``target`` of a batch, if any."""
+    inputs = [pad([f[key] for f in features]) for key in input_keys]
+    inputs = [array.astype(np.int32) if array.dtype.kind in "iub" else array for array in inputs]
+    if not with_targets or "target" not in features[0]:
         return inputs, None
     targets = [f["target"] for f in features]
     return inputs, pad(targets) if np.ndim(targets[0]) else np.asarray(targets)
@@ -56,8 +59,11 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random
 class TrainingBatches:
     """An endless generator of shuffled training batches for ``model.fit``, reshuffled each epoch."""
 
-    def __init__(self, features: Sequence[Features], batch_size: int, seed: int) -> None:
+    def __init__(
+        self, features: Sequence[Features], batch_size: int, seed: int, input_keys: Sequence[str] = INPUT_KEYS
+    ) -> None:
         self.features = features
+        self.input_keys = tuple(input_keys)
         self.batch_size = batch_size
         self.rng = random.Random(seed)
         self.lengths = [len(f["token_ids"]) for f in features]
@@ -65,8 +71,8 @@ class TrainingBatches:
     def __len__(self) -> int:
         return -(-len(self.features) // self.batch_size)
 
-    def forever(self) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
+    def forever(self) -> Iterator[tuple[list[np.ndarray], np.ndarray] | tuple[list[np.ndarray]]]:
         while True:
             for batch in bucketed_batches(self.lengths, self.batch_size, self.rng):
-                inputs, targets = collate([self.features[i] for i in batch])
-                yield inputs, targets
+                inputs, targets = collate([self.features[i] for i in batch], self.input_keys)
+                yield (inputs, targets) if targets is not None else (inputs,)

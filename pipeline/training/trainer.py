@@ -14,7 +14,6 @@ from tqdm import tqdm
 
 from pipeline.config import TaskConfig
 from pipeline.kinds.base import Features, TaskKind
-from pipeline.modeling import Predictor
 from pipeline.tf_runtime import keras
 from pipeline.tokenization import TextTokenizer
 from pipeline.training.batching import TrainingBatches
@@ -55,12 +54,10 @@ class DevEvaluation(keras.callbacks.Callback):
         self.batch_size, self.weights_path, self.on_epoch = batch_size, weights_path, on_epoch
         self.history: list[dict] = []
         self.best: dict | None = None
-        self._predictor: Predictor | None = None
         self._started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._predictor = self._predictor or Predictor(self.model)
-        predictions = self._predictor.predict(self.kind, self.dev, self.dev_features, self.labels, self.batch_size * 2)
+        predictions = self.kind.predict(self.model, self.dev, self.dev_features, self.labels, self.batch_size * 2)
         scores = self.kind.score(self.dev, predictions, self.labels)
         row = {
             "epoch": epoch + 1,
@@ -89,9 +86,9 @@ def fit(
     evaluation: DevEvaluation,
 ) -> None:
     """Compile with AdamW + warm-up and train ``cfg.epochs`` epochs on length-bucketed batches."""
-    batches = TrainingBatches(train_features, cfg.batch_size, cfg.seed)
+    batches = TrainingBatches(train_features, cfg.batch_size, cfg.seed, kind.train_inputs)
     model.compile(
-        loss=kind.loss(),
+        loss=kind.loss(model),
         optimizer=build_optimizer(cfg.learning_rate, cfg.weight_decay, len(batches) * cfg.epochs, cfg.warmup_proportion),
     )
     model.fit(

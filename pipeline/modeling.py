@@ -38,7 +38,7 @@ class Predictor:
     """
 
     def __init__(self, model: Any, n_inputs: int = 2) -> None:
-        spec = tf.TensorSpec(shape=None, dtype=tf.int32)
+        spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)  # (batch, sequence), both dynamic
         self._call = tf.function(lambda *inputs: model(list(inputs), training=False), input_signature=[spec] * n_inputs)
 
     def outputs(self, features: Sequence[Features], batch_size: int, input_keys: Sequence[str] = INPUT_KEYS):

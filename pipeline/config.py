@@ -192,7 +192,7 @@ def _plain(node: Any) -> Any:
 
 def _describe(error: dict, raw: dict, path: Path) -> str:
     """One line per validation error: file:line: dotted.key.path: message."""
-    loc = [str(part) for part in error["loc"] if not _is_union_tag(part, error)]
+    loc = _without_union_tags([str(part) for part in error["loc"]])
     line, parent = _locate(raw, loc)
     message = error["msg"]
     if error["type"] == "extra_forbidden" and isinstance(parent, dict):
@@ -211,12 +211,21 @@ def _describe(error: dict, raw: dict, path: Path) -> str:
     return f"{path}:{line}: {key}: {message}"
 
 
-def _is_union_tag(part: Any, error: dict) -> bool:
-    """Pydantic inserts the discriminator value ('minilm-en', 'delimited') into error paths."""
-    return isinstance(part, str) and part in _UNION_TAGS
+def _without_union_tags(loc: list[str]) -> list[str]:
+    """Drop the discriminator values pydantic inserts into error paths.
+
+    ``tasks.x.data.squad.dir`` -> ``tasks.x.data.dir``; ``backbones.b.path.path`` -> ``backbones.b.path``.
+    """
+    kept: list[str] = []
+    for index, part in enumerate(loc):
+        after_data = kept[-1:] == ["data"] and part in READERS
+        after_backbone = len(kept) == 2 and kept[0] == "backbones" and index == 2 and part in _PRESETS
+        if not (after_data or after_backbone):
+            kept.append(part)
+    return kept
 
 
-_UNION_TAGS = {"minilm-en", "minilm-zh", "path", *READERS}
+_PRESETS = {"minilm-en", "minilm-zh", "path"}
 
 
 def _locate(raw: dict, loc: list[str]) -> tuple[int, Any]:

@@ -101,3 +101,17 @@ def test_config_loading_does_not_import_tensorflow() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=DEFAULT_PARAMS.parent)
     assert result.stdout.strip() == "False"
+
+
+def test_task_named_like_a_format_keeps_its_key_path(tmp_path: Path) -> None:
+    path = edited(tmp_path, "  sst2:\n", "  squad:\n")
+    text = path.read_text(encoding="utf-8").replace("      delimiter: \" \"\n", "      delimiter: 3\n", 1)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tasks\.squad\.data\.delimiter: Input should be a valid string"):
+        load_params(path)
+
+
+def test_backbone_errors_name_the_backbone_key(tmp_path: Path) -> None:
+    path = edited(tmp_path, "    embedding_init: overlap", "    embedding_init: copy")
+    with pytest.raises(ConfigError, match=r"backbones\.minilm-zh\.embedding_init: Input should be 'overlap' or 'random'"):
+        load_params(path)

@@ -77,6 +77,21 @@ def plot_history(history: list[dict], path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def plot_bars(values: dict[str, float], path: Path, title: str, xlabel: str) -> Path:
+    """A horizontal bar per key (e.g. F1 per entity type or per predicate), value printed at the bar."""
+    names = list(values)
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.35 * len(names) + 1.2)))
+    bars = ax.barh(range(len(names)), [values[name] for name in names], color="tab:blue")
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(1.0, *values.values()) if values else 1.0)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")

@@ -1,7 +1,8 @@
 """The real DVC DAG on a few dozen examples: backbone -> prepare -> train -> evaluate, MLflow runs.
 
-Runs in a copy of the project with a tiny random Chinese BERT (a ``path`` backbone) and the
-real MiniLM conversion, so it exercises every stage and preset the default run uses.
+Runs in a copy of the project with one task of every kind, taken from the default params.yaml
+and cut to a tiny slice: Chinese tasks on a tiny random BERT (a ``path`` backbone), SST-2 on the
+real MiniLM conversion, so every stage, preset and kind of the default run is exercised.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ TINY = {
 }
 COPIED = ["pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "pyproject.toml"]
 SIZES = {"max_train_samples": 48, "max_dev_samples": 24, "max_test_samples": 24, "epochs": 2, "batch_size": 16}
+#: one task per kind (plus the English classifier on the real MiniLM)
+TASKS = {
+    "sst2": "text_classification",
+    "zh_sentiment": "text_classification",
+    "afqmc": "pair_classification",
+    "cluener": "sequence_labeling",
+    "ccks_event": "span_extraction",
+    "duie": "relation_extraction",
+}
+CLASSIFIERS = ("sst2", "zh_sentiment")
 
 
 def make_tiny_backbone(directory: Path, vocab: Path) -> Path:
@@ -48,11 +59,13 @@ def write_params(project: Path, shared_data: Path, tiny: Path) -> None:
         "minilm-en": params["backbones"]["minilm-en"],
         "tiny-zh": {"preset": "path", "path": str(tiny), "model_type": "bert", "checkpoint": "bert_model.ckpt"},
     }
-    tasks = {"sst2": params["tasks"]["sst2"], "zh_sentiment": params["tasks"]["zh_sentiment"]}
-    tasks["zh_sentiment"]["backbone"] = "tiny-zh"
-    for task in tasks.values():
+    tasks = {name: params["tasks"][name] for name in TASKS}
+    for name, task in tasks.items():
+        assert task["kind"] == TASKS[name], f"params.yaml: tasks.{name} is no longer a {TASKS[name]} task"
         task.update(SIZES)
         task["maxlen"] = 32
+        if task["language"] == "zh":
+            task["backbone"] = "tiny-zh"
     params["tasks"] = tasks
     yaml.dump(params, project / "params.yaml")
 
@@ -93,45 +106,56 @@ def project(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, zh_voca
     return project
 
 
-def test_reports_hold_sane_metrics(project: Path) -> None:
-    for task in ("sst2", "zh_sentiment"):
-        metrics = json.loads((project / "reports" / task / "metrics.json").read_text())
-        assert metrics["test_records"] == 24
-        for section in ("test", "baseline"):
-            assert 0.0 <= metrics[section]["accuracy"] <= 1.0
-            assert 0.0 <= metrics[section]["macro_f1"] <= 1.0
-        history = json.loads((project / "reports" / task / "history.json").read_text())
-        assert [row["epoch"] for row in history] == [1, 2]
-        assert all(row["loss"] > 0 for row in history)
-        assert metrics["best_epoch"] in (1, 2)
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_kind_leaves_sane_reports(project: Path, task: str) -> None:
+    metrics = json.loads((project / "reports" / task / "metrics.json").read_text())
+    assert metrics["test_records"] <= 24
+    primary = next(iter(metrics["test"]))
+    assert primary in metrics["baseline"], "the trivial baseline must be scored on the primary metric"
+    for section in ("test", "baseline", "test_detail"):
+        assert all(0.0 <= value <= 1.0 for value in metrics[section].values()), metrics[section]
+    history = json.loads((project / "reports" / task / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(row["loss"] >= 0 for row in history)
+    assert metrics["best_epoch"] in (1, 2)
+    evaluation = project / "reports" / task / "evaluation"
+    predictions = (evaluation / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(predictions) == metrics["test_records"] and "predicted" in json.loads(predictions[0])
+    assert any(path.suffix == ".png" and path.stat().st_size > 1000 for path in evaluation.iterdir())
+    assert (project / "models" / "tasks" / task / "model.weights.h5").is_file()
+
+
+def test_classifiers_report_a_confusion_matrix(project: Path) -> None:
+    for task in CLASSIFIERS:
         evaluation = project / "reports" / task / "evaluation"
         assert (evaluation / "confusion.png").stat().st_size > 1000
         confusion = json.loads((evaluation / "confusion.json").read_text())
         assert confusion["labels"] == ["negative", "positive"]
         assert sum(map(sum, confusion["matrix"])) == 24
-        predictions = (evaluation / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-        assert len(predictions) == 24 and json.loads(predictions[0])["predicted"]["label"] in ("negative", "positive")
-    # MiniLM is a real pretrained model: even 48 examples x 2 epochs move it off chance on SST-2
-    assert (project / "models" / "tasks" / "sst2" / "model.weights.h5").is_file()
+        first = json.loads((evaluation / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
+        assert first["predicted"]["label"] in ("negative", "positive")
 
 
 def test_every_task_has_one_complete_mlflow_run(project: Path) -> None:
     runs = mlflow_runs(project)
     by_task = {run.data.tags["task"]: run for run in runs}
-    assert sorted(by_task) == ["sst2", "zh_sentiment"] and len(runs) == 2
+    assert sorted(by_task) == sorted(TASKS) and len(runs) == len(TASKS)
     for task, run in by_task.items():
+        metrics = json.loads((project / "reports" / task / "metrics.json").read_text())
+        primary = next(iter(metrics["test"]))
         assert run.info.status == "FINISHED"
-        assert run.data.params["epochs"] == "2" and run.data.params["kind"] == "text_classification"
-        assert run.data.params["data.format"] == "delimited"
+        assert run.data.params["epochs"] == "2" and run.data.params["kind"] == TASKS[task]
+        assert run.data.params["data.format"] and run.data.params["backbone"]
         assert len(run.data.tags["mlflow.source.git.commit"]) == 40
-        assert 0.0 <= run.data.metrics["test.accuracy"] <= 1.0
-        assert "dev_accuracy" in run.data.metrics and "baseline.accuracy" in run.data.metrics
+        assert run.data.metrics[f"test.{primary}"] == pytest.approx(metrics["test"][primary])
+        assert f"dev_{primary}" in run.data.metrics and f"baseline.{primary}" in run.data.metrics
+        assert any(key.startswith("test_detail.") for key in run.data.metrics), "no per-type/per-class metrics"
 
 
 def test_repro_after_a_run_does_nothing(project: Path) -> None:
     result = run(project, "dvc", "repro")
     assert "Data and pipelines are up to date." in result.stdout + result.stderr
-    assert len(mlflow_runs(project)) == 2
+    assert len(mlflow_runs(project)) == len(TASKS)
 
 
 def test_experiment_reruns_only_the_changed_task(project: Path) -> None:
@@ -139,9 +163,10 @@ def test_experiment_reruns_only_the_changed_task(project: Path) -> None:
     run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock")
     result = run(project, "dvc", "exp", "run", "-S", "tasks.zh_sentiment.epochs=1")
     output = result.stdout + result.stderr
-    assert "train@zh_sentiment" in output and "train@sst2" not in output.replace("'train@sst2' didn't change", "")
+    assert "Running stage 'train@zh_sentiment'" in output
+    assert not any(f"Running stage 'train@{task}'" in output for task in TASKS if task != "zh_sentiment")
     runs = mlflow_runs(project)
-    assert len(runs) == 3
+    assert len(runs) == len(TASKS) + 1
     newest = max(runs, key=lambda r: r.info.start_time)
     assert newest.data.tags["task"] == "zh_sentiment" and newest.data.params["epochs"] == "1"
     assert newest.data.tags.get("dvc_exp_name")

@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 #: kind name (as written in params.yaml) -> module defining ``KIND``
 KIND_MODULES: dict[str, str] = {
     "text_classification": "pipeline.kinds.text_classification",
+    "span_extraction": "pipeline.kinds.span_extraction",
     # the same kind: two texts joined into one input, [CLS] a [SEP] b [SEP] (a `text_b` column)
     "pair_classification": "pipeline.kinds.text_classification",
+    "sequence_labeling": "pipeline.kinds.sequence_labeling",
+    "relation_extraction": "pipeline.kinds.relation_extraction",
 }
 
 

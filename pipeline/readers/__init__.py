@@ -10,14 +10,26 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline.readers.base import SPLITS, DataSource, ReadReport
+from pipeline.readers.cluener import CluenerSource, read_cluener
+from pipeline.readers.conll import ConllSource, read_conll
+from pipeline.readers.conll04 import CoNLL04Source, read_conll04
 from pipeline.readers.delimited import DelimitedSource, read_delimited
+from pipeline.readers.duie import DuIESource, read_duie
 from pipeline.readers.files import DataError
+from pipeline.readers.query_csv import QueryCsvSource, read_query_csv
+from pipeline.readers.squad import SquadSource, read_squad
 
 Reader = Callable[[DataSource, Path, str, ReadReport], Iterator[dict]]
 
 #: format name -> (params model, reader)
 READERS: dict[str, tuple[type[DataSource], Reader]] = {
     "delimited": (DelimitedSource, read_delimited),
+    "query_csv": (QueryCsvSource, read_query_csv),
+    "squad": (SquadSource, read_squad),
+    "cluener_json": (CluenerSource, read_cluener),
+    "conll": (ConllSource, read_conll),
+    "duie": (DuIESource, read_duie),
+    "conll04": (CoNLL04Source, read_conll04),
 }
 
 __all__ = ["READERS", "SPLITS", "DataError", "DataSource", "ReadReport", "read_split"]

@@ -14,8 +14,8 @@ Everything here is pure (no TensorFlow).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from pipeline.tokenization import NO_SPAN, Encoding, Span, char_span_to_token_span
 

@@ -36,7 +36,7 @@ def test_default_params_load_into_typed_objects() -> None:
 
 
 def test_wrong_type_names_file_line_and_key_path(tmp_path: Path) -> None:
-    path = edited(tmp_path, "epochs: 3", "epochs: three")
+    path = edited(tmp_path, "epochs: 2", "epochs: three")
     with pytest.raises(ConfigError) as error:
         load_params(path)
     message = str(error.value)
@@ -104,10 +104,10 @@ def test_config_loading_does_not_import_tensorflow() -> None:
 
 
 def test_task_named_like_a_format_keeps_its_key_path(tmp_path: Path) -> None:
-    path = edited(tmp_path, "  sst2:\n", "  squad:\n")
+    path = edited(tmp_path, "  sst2:\n", "  conll:\n")
     text = path.read_text(encoding="utf-8").replace("      delimiter: \" \"\n", "      delimiter: 3\n", 1)
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"tasks\.squad\.data\.delimiter: Input should be a valid string"):
+    with pytest.raises(ConfigError, match=r"tasks\.conll\.data\.delimiter: Input should be a valid string"):
         load_params(path)
 
 

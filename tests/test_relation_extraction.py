@@ -287,7 +287,7 @@ def test_tiny_model_trains_and_predicts_the_same_after_reload(tmp_path: Path, zh
         "maxlen": 32, "batch_size": 4, "epochs": 2, "learning_rate": 1e-3, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": None, "max_dev_samples": None,
         "max_test_samples": None, "seed": 1, "precision": "float32",
-        "head": {"subject_threshold": 0.02, "object_threshold": 0.002},
+        "head": {"subject_threshold": 0.005, "object_threshold": 0.0005},
     })
     records = [
         placed_record(f"r{i}", f"{a}唱{b}，{c}作词", [(b, "歌手", a), (b, "作词", c)])

@@ -20,7 +20,14 @@ from pipeline.query_concat import (
     token_span_to_text_span,
 )
 from pipeline.readers import DataError, ReadReport
-from pipeline.readers.query_csv import MERGED, NO_ANSWER_KEPT, NO_ANSWER_SKIPPED, NOT_IN_TEXT, QueryCsvSource, read_query_csv
+from pipeline.readers.query_csv import (
+    MERGED,
+    NO_ANSWER_KEPT,
+    NO_ANSWER_SKIPPED,
+    NOT_IN_TEXT,
+    QueryCsvSource,
+    read_query_csv,
+)
 from pipeline.readers.squad import SquadSource, question_bucket, read_squad
 from pipeline.tokenization import NO_SPAN, build_tokenizer
 
@@ -101,8 +108,13 @@ def test_a_token_straddling_the_text_edge_is_not_a_text_token(en_vocab: Path) ->
 
 def test_encode_features_targets_and_lost_answers(zh_vocab: Path) -> None:
     tokenizer = build_tokenizer("zh", zh_vocab, lowercase=True)
-    record = {"id": "train-3", "text": "甲公司涉嫌欺诈，乙公司无关", "query": "涉嫌欺诈", "template": CCKS_TEMPLATE,
-              "answers": [{"start": 0, "end": 3, "text": "甲公司"}]}
+    record = {
+        "id": "train-3",
+        "text": "甲公司涉嫌欺诈，乙公司无关",
+        "query": "涉嫌欺诈",
+        "template": CCKS_TEMPLATE,
+        "answers": [{"start": 0, "end": 3, "text": "甲公司"}],
+    }
     KIND.encoded = KIND.lost = 0
     features = KIND.encode(record, tokenizer, [], maxlen=64)
     assert features["target"] == [11, 13, 1]
@@ -136,8 +148,12 @@ def test_best_span_keeps_start_before_end_within_the_length_limit() -> None:
 
 def test_decode_maps_back_to_characters_and_predicts_no_answer() -> None:
     record = {"text": "ab cd"}
-    features = {"token_ids": [1] * 5, "text_mask": [0, 1, 1, 1, 0],
-                "offsets": [NO_SPAN, (0, 1), (1, 2), (3, 5), NO_SPAN], "kept_chars": 5}
+    features = {
+        "token_ids": [1] * 5,
+        "text_mask": [0, 1, 1, 1, 0],
+        "offsets": [NO_SPAN, (0, 1), (1, 2), (3, 5), NO_SPAN],
+        "kept_chars": 5,
+    }
     logits = np.zeros((1, 7, 2))  # padded beyond the 5 tokens
     logits[0, :, 0] = [0, 1, 3, 0, 0, 50, 50]
     logits[0, :, 1] = [0, 0, 0, 4, 0, 50, 50]
@@ -173,11 +189,16 @@ def test_score_detailed_scores_and_baseline() -> None:
         {"text": "甲公司出事", "query": "A", "query_type": "A", "answers": [{"start": 0, "end": 3, "text": "甲公司"}]},
         {"text": "乙公司出事", "query": "A", "query_type": "A", "answers": [{"start": 0, "end": 3, "text": "乙公司"}]},
         {"text": "无关新闻", "query": "其他", "query_type": "其他", "answers": []},
-        {"text": "很长很长的丙公司", "query": "B", "query_type": "B", "answers": [{"start": 5, "end": 8, "text": "丙公司"}]},
+        {
+            "text": "很长很长的丙公司",
+            "query": "B",
+            "query_type": "B",
+            "answers": [{"start": 5, "end": 8, "text": "丙公司"}],
+        },
     ]
     predictions = [{"text": "甲公司"}, {"text": "乙"}, {"text": ""}, {"text": "", "kept_chars": 4}]
     scores = KIND.score(records, predictions, [])
-    assert list(scores)[0] == KIND.primary_metric == "f1"
+    assert next(iter(scores)) == KIND.primary_metric == "f1"
     assert scores["em"] == pytest.approx(0.5) and scores["answerable_em"] == pytest.approx(1 / 3)
     assert scores["f1"] == pytest.approx((1 + 0.5 + 1 + 0) / 4)
     assert scores["answer_lost"] == pytest.approx(1 / 3)
@@ -192,8 +213,10 @@ def test_score_detailed_scores_and_baseline() -> None:
 
 
 def test_write_reports(tmp_path: Path) -> None:
-    records = [{"text": "甲", "query": "类型", "answers": [{"start": 0, "end": 1, "text": "甲"}]},
-               {"text": "b", "query": "kind", "answers": [{"start": 0, "end": 1, "text": "b"}]}]
+    records = [
+        {"text": "甲", "query": "类型", "answers": [{"start": 0, "end": 1, "text": "甲"}]},
+        {"text": "b", "query": "kind", "answers": [{"start": 0, "end": 1, "text": "b"}]},
+    ]
     files = KIND.write_reports(records, [{"text": "甲"}, {"text": ""}], ["kind", "类型"], tmp_path)
     table = json.loads((tmp_path / "per_type.json").read_text(encoding="utf-8"))
     assert table["types"]["类型"]["em"] == 1.0 and table["types"]["kind"]["chart_label"] == "kind"
@@ -205,8 +228,16 @@ def test_write_reports(tmp_path: Path) -> None:
 
 
 def _csv_source(**overrides) -> QueryCsvSource:
-    block = {"dir": ".", "format": "query_csv", "train": "t.csv", "carve": {"dev_fraction": 0.2, "test_fraction": 0.2, "seed": 1},
-             "columns": ["_", "text", "query", "answer"], "header": False, "missing_answer": "keep", "template": CCKS_TEMPLATE}
+    block = {
+        "dir": ".",
+        "format": "query_csv",
+        "train": "t.csv",
+        "carve": {"dev_fraction": 0.2, "test_fraction": 0.2, "seed": 1},
+        "columns": ["_", "text", "query", "answer"],
+        "header": False,
+        "missing_answer": "keep",
+        "template": CCKS_TEMPLATE,
+    }
     return QueryCsvSource.model_validate({**block, **overrides})
 
 
@@ -214,9 +245,9 @@ def test_query_csv_reader_counts_missing_and_absent_answers(tmp_path: Path) -> N
     path = tmp_path / "t.csv"
     path.write_text(
         '1,"甲公司,乙公司""涉嫌""欺诈",涉嫌欺诈,甲公司\n'
-        '2,无关新闻,其他,NaN\n'
-        '\n'
-        '3,丙公司业绩下滑,业绩下滑,丁公司\n'
+        "2,无关新闻,其他,NaN\n"
+        "\n"
+        "3,丙公司业绩下滑,业绩下滑,丁公司\n"
         '4,"多行\n文本戊公司",其他,NAN\n'
         '5,"甲公司,乙公司""涉嫌""欺诈",涉嫌欺诈,乙公司\n'
         '6," 戊公司 被查",信批违规, 戊公司 \n',
@@ -229,7 +260,9 @@ def test_query_csv_reader_counts_missing_and_absent_answers(tmp_path: Path) -> N
     assert first["text"] == '甲公司,乙公司"涉嫌"欺诈' and first["query"] == first["query_type"] == "涉嫌欺诈"
     assert first["answers"] == [{"start": 0, "end": 3, "text": "甲公司"}, {"start": 4, "end": 7, "text": "乙公司"}]
     assert records[1]["answers"] == [] and records[2]["text"] == "多行\n文本戊公司"
-    assert records[3]["answers"] == [{"start": 0, "end": 3, "text": "戊公司"}] and records[3]["template"] == CCKS_TEMPLATE
+    assert (
+        records[3]["answers"] == [{"start": 0, "end": 3, "text": "戊公司"}] and records[3]["template"] == CCKS_TEMPLATE
+    )
     assert report.as_dict() == {"train": {"empty line": 1, NOT_IN_TEXT: 1, MERGED: 1, NO_ANSWER_KEPT: 2}}
 
     report = ReadReport()
@@ -247,28 +280,44 @@ def test_query_csv_reader_counts_missing_and_absent_answers(tmp_path: Path) -> N
 
 
 def _squad_source(**overrides) -> SquadSource:
-    block = {"dir": ".", "format": "squad", "train": "s.json", "test": "s.json", "carve": {"dev_fraction": 0.1, "test_fraction": 0.0, "seed": 1},
-             "missing_answer": "skip", "template": PAIR_TEMPLATE}
+    block = {
+        "dir": ".",
+        "format": "squad",
+        "train": "s.json",
+        "test": "s.json",
+        "carve": {"dev_fraction": 0.1, "test_fraction": 0.0, "seed": 1},
+        "missing_answer": "skip",
+        "template": PAIR_TEMPLATE,
+    }
     return SquadSource.model_validate({**block, **overrides})
 
 
 def test_squad_reader_keeps_all_answers(tmp_path: Path) -> None:
     context = "ABC is owned by the Walt Disney Company since 1996."
     qas = [
-        {"id": "q1", "question": "Who owns ABC?", "answers": [
-            {"text": "the Walt Disney Company", "answer_start": 16},
-            {"text": "Walt Disney Company", "answer_start": 0},  # wrong start: re-located
-            {"text": "the Walt Disney Company", "answer_start": 16},  # duplicate
-            {"text": "Pixar", "answer_start": 3}]},  # absent: dropped, counted
+        {
+            "id": "q1",
+            "question": "Who owns ABC?",
+            "answers": [
+                {"text": "the Walt Disney Company", "answer_start": 16},
+                {"text": "Walt Disney Company", "answer_start": 0},  # wrong start: re-located
+                {"text": "the Walt Disney Company", "answer_start": 16},  # duplicate
+                {"text": "Pixar", "answer_start": 3},
+            ],
+        },  # absent: dropped, counted
         {"id": "q2", "question": "How many owners?", "answers": [{"text": "Mickey", "answer_start": 0}]},
     ]
     path = tmp_path / "s.json"
-    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}))
+    path.write_text(
+        json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]})
+    )
     report = ReadReport()
     [record] = list(read_squad(_squad_source(), path, "train", report))
     assert record["id"] == "train-q1" and record["query"] == "Who owns ABC?" and record["query_type"] == "who"
-    assert record["answers"] == [{"start": 16, "end": 39, "text": "the Walt Disney Company"},
-                                 {"start": 20, "end": 39, "text": "Walt Disney Company"}]
+    assert record["answers"] == [
+        {"start": 16, "end": 39, "text": "the Walt Disney Company"},
+        {"start": 20, "end": 39, "text": "Walt Disney Company"},
+    ]
     assert report.as_dict() == {"train": {f"{NOT_IN_TEXT} (answer dropped)": 2, NO_ANSWER_SKIPPED: 1}}
     kept = list(read_squad(_squad_source(missing_answer="keep"), path, "train", ReadReport()))
     assert kept[1]["answers"] == [] and kept[1]["query_type"] == "how many"
@@ -297,33 +346,60 @@ def test_real_files_read_with_the_documented_counts(shared_data: Path) -> None:
     assert sum(1 for r in records if not r["answers"]) == counts[NO_ANSWER_KEPT]
     assert {r["query"] for r in records if not r["answers"]} == {"其他"}
     assert len({r["query"] for r in records}) == 22
-    assert all(r["text"][a["start"]:a["end"]] == a["text"] for r in records for a in r["answers"])
+    assert all(r["text"][a["start"] : a["end"]] == a["text"] for r in records for a in r["answers"])
     squad = shared_data / "en/squad_v1.1_dev"
     for part, expected in (("part1", 5696), ("part2", 4874)):
         report = ReadReport()
         records = list(read_squad(_squad_source(), squad / f"dev-v1.1.{part}.json", "test", report))
         assert len(records) == expected and report.as_dict() == {}
-        assert all(r["text"][a["start"]:a["end"]] == a["text"] for r in records for a in r["answers"])
+        assert all(r["text"][a["start"] : a["end"]] == a["text"] for r in records for a in r["answers"])
 
 
 # --- a tiny model: build, train a few steps, save, rebuild, reload ----------------------------------
 
 TINY = {
-    "attention_probs_dropout_prob": 0.0, "hidden_act": "gelu", "hidden_dropout_prob": 0.0, "hidden_size": 32,
-    "initializer_range": 0.02, "intermediate_size": 64, "max_position_embeddings": 64, "num_attention_heads": 2,
-    "num_hidden_layers": 1, "type_vocab_size": 2,
+    "attention_probs_dropout_prob": 0.0,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.0,
+    "hidden_size": 32,
+    "initializer_range": 0.02,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 1,
+    "type_vocab_size": 2,
 }
 CHARS = "甲乙丙丁公司涉嫌欺诈业绩下滑其他新闻今日_"
 
 
 def _cfg(no_answer: bool, **overrides) -> TaskConfig:
     block = {
-        "kind": "span_extraction", "language": "zh", "backbone": "tiny",
-        "data": {"dir": ".", "format": "query_csv", "train": "t.csv", "carve": {"dev_fraction": 0.2, "test_fraction": 0.2, "seed": 1},
-                 "columns": ["_", "text", "query", "answer"], "header": False, "missing_answer": "keep", "template": CCKS_TEMPLATE},
-        "maxlen": 32, "batch_size": 8, "epochs": 2, "learning_rate": 3e-3, "warmup_proportion": 0.0, "weight_decay": 0.0,
-        "dropout": 0.0, "max_train_samples": None, "max_dev_samples": None, "max_test_samples": None, "seed": 1,
-        "precision": "float32", "head": {"max_answer_len": 4, "no_answer": no_answer},
+        "kind": "span_extraction",
+        "language": "zh",
+        "backbone": "tiny",
+        "data": {
+            "dir": ".",
+            "format": "query_csv",
+            "train": "t.csv",
+            "carve": {"dev_fraction": 0.2, "test_fraction": 0.2, "seed": 1},
+            "columns": ["_", "text", "query", "answer"],
+            "header": False,
+            "missing_answer": "keep",
+            "template": CCKS_TEMPLATE,
+        },
+        "maxlen": 32,
+        "batch_size": 8,
+        "epochs": 2,
+        "learning_rate": 3e-3,
+        "warmup_proportion": 0.0,
+        "weight_decay": 0.0,
+        "dropout": 0.0,
+        "max_train_samples": None,
+        "max_dev_samples": None,
+        "max_test_samples": None,
+        "seed": 1,
+        "precision": "float32",
+        "head": {"max_answer_len": 4, "no_answer": no_answer},
     }
     return TaskConfig.model_validate({**block, **overrides})
 
@@ -335,11 +411,15 @@ def _synthetic_records(n: int, seed: int) -> list[dict]:
         filler = "".join(rng.choice(list("今日新闻下滑"), size=rng.integers(2, 8)))
         subject = rng.choice(["甲公司", "乙公司", "丙丁公司"])
         if k % 4 == 3:
-            records.append({"id": f"train-{k}", "text": filler + "其他", "query": "其他", "answers": [], "template": CCKS_TEMPLATE})
+            records.append(
+                {"id": f"train-{k}", "text": filler + "其他", "query": "其他", "answers": [], "template": CCKS_TEMPLATE}
+            )
             continue
         text = filler + subject + "涉嫌欺诈"
         answer = {"start": len(filler), "end": len(filler) + len(subject), "text": subject}
-        records.append({"id": f"train-{k}", "text": text, "query": "涉嫌欺诈", "answers": [answer], "template": CCKS_TEMPLATE})
+        records.append(
+            {"id": f"train-{k}", "text": text, "query": "涉嫌欺诈", "answers": [answer], "template": CCKS_TEMPLATE}
+        )
     return records
 
 
@@ -350,7 +430,9 @@ def test_tiny_model_trains_and_reloads(tmp_path: Path) -> None:
     from pipeline.training.trainer import DevEvaluation, encode_all, fit
 
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *CHARS]) + "\n", encoding="utf-8")
+    vocab.write_text(
+        "\n".join(["[PAD]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *CHARS]) + "\n", encoding="utf-8"
+    )
     config = {**TINY, "vocab_size": 6 + len(CHARS)}
     write_bert_config(config, tmp_path / "bert_config.json")
     write_tf_checkpoint(random_bert_arrays(config, seed=0), tmp_path / "bert_model.ckpt")
@@ -386,5 +468,5 @@ def test_tiny_model_trains_and_reloads(tmp_path: Path) -> None:
     assert np.allclose([p["score"] for p in after], [p["score"] for p in before], atol=1e-3)
     for prediction, record in zip(after, dev):
         if prediction["text"]:
-            assert record["text"][prediction["start"]:prediction["end"]] == prediction["text"]
+            assert record["text"][prediction["start"] : prediction["end"]] == prediction["text"]
             assert prediction["end"] - prediction["start"] <= 4  # max_answer_len tokens = characters here

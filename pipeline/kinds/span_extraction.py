@@ -21,9 +21,10 @@ import string
 import unicodedata
 import weakref
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from statistics import median
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ MAX_QUERY_TYPES = 100
 #: what masked logits are lowered by
 MASK_PENALTY = 1e12
 
-_OPTIONS: "weakref.WeakKeyDictionary[Any, SpanExtractionOptions]" = weakref.WeakKeyDictionary()
+_OPTIONS: weakref.WeakKeyDictionary[Any, SpanExtractionOptions] = weakref.WeakKeyDictionary()
 
 
 class SpanExtraction(TaskKind):
@@ -128,12 +129,12 @@ class SpanExtraction(TaskKind):
         self.encoded = self.lost = 0
 
     def loss(self, model: Any) -> Any:
-        from pipeline.tf_runtime import tf
+        from pipeline.tf_runtime import keras, tf
 
         def span_loss(y_true: Any, y_pred: Any) -> Any:
             """Mean of start and end cross-entropy over positions, times the example's weight."""
             y_true = tf.cast(y_true, tf.int32)
-            ce = tf.keras.losses.sparse_categorical_crossentropy
+            ce = keras.losses.sparse_categorical_crossentropy
             start = ce(y_true[:, 0], y_pred[:, :, 0], from_logits=True)
             end = ce(y_true[:, 1], y_pred[:, :, 1], from_logits=True)
             return (start + end) / 2 * tf.cast(y_true[:, 2], y_pred.dtype)
@@ -150,8 +151,12 @@ class SpanExtraction(TaskKind):
         predictor = predictor_for(model, len(self.predict_inputs))
         for batch, outputs in predictor.outputs(features, batch_size, self.predict_inputs):
             decoded = self.decode(
-                outputs, [records[i] for i in batch], labels, [features[i] for i in batch],
-                options.max_answer_len, options.no_answer,
+                outputs,
+                [records[i] for i in batch],
+                labels,
+                [features[i] for i in batch],
+                options.max_answer_len,
+                options.no_answer,
             )
             for index, prediction in zip(batch, decoded):
                 predictions[index] = prediction
@@ -218,7 +223,9 @@ class SpanExtraction(TaskKind):
         for index, (name, row) in enumerate(table.items(), start=1):
             row["chart_label"] = _chart_label(name, index)
         overall = _match_scores(records, [p["text"] for p in predictions])
-        files = [write_json(out_dir / "per_type.json", {"overall": {**overall, "support": len(records)}, "types": table})]
+        files = [
+            write_json(out_dir / "per_type.json", {"overall": {**overall, "support": len(records)}, "types": table})
+        ]
         if table:
             title = f"EM per query type ({len(records)} examples; T<n>: see per_type.json)"
             bars = {f"{row['chart_label']} (n={row['support']})": row["em"] for row in table.values()}
@@ -346,7 +353,6 @@ def per_type_scores(records: Sequence[dict], predictions: Sequence[dict], types:
 def _chart_label(name: str, index: int) -> str:
     """Names the default font can draw (ASCII) as they are; others as ``T<index>`` (mapped in the JSON)."""
     return name if name.isascii() else f"T{index}"
-
 
 
 KIND = SpanExtraction()

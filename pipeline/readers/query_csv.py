@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from pipeline.query_concat import check_template
 from pipeline.readers.base import DataSource, ReadReport
@@ -55,7 +56,7 @@ class QueryCsvSource(QuerySource):
     header: bool
     delimiter: str = ","
     #: answer values meaning "no answer" (compared case-insensitively; an empty field always is)
-    no_answer: list[str] = ["NaN"]
+    no_answer: list[str] = Field(default_factory=lambda: ["NaN"])
     #: rows with the same text and query become one record holding every distinct answer
     merge_duplicates: bool = True
 

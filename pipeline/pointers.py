@@ -18,7 +18,8 @@ PointerSpan = tuple[int, int, int]
 
 
 def pointer_labels(length: int, spans: Iterable[PointerSpan], kinds: int) -> np.ndarray:
-    """``(length, kinds, 2)`` uint8 array: ``[i, k, 0] = 1`` where a span of kind ``k`` starts, ``[j, k, 1] = 1`` where it ends."""
+    """``(length, kinds, 2)`` uint8 labels: ``[i, k, 0] = 1`` where a span of kind ``k`` starts, ``[j, k, 1] = 1``
+    where it ends."""
     labels = np.zeros((length, kinds, 2), dtype=np.uint8)
     for kind, start, end in spans:
         if not (0 <= kind < kinds and 0 <= start <= end < length):

@@ -84,9 +84,11 @@ def test_duie_reader_places_first_occurrences_and_counts_skips(tmp_path: Path) -
 def test_duie_reader_schema_and_errors(tmp_path: Path) -> None:
     (tmp_path / "schema.json").write_text(json.dumps([{"predicate": "歌手"}], ensure_ascii=False), encoding="utf-8")
     path = tmp_path / "train.json"
-    path.write_text(json.dumps({"text": "周杰伦唱稻香", "spo_list": [
+    spo_list = [
         {"subject": "稻香", "predicate": "作曲", "object": {"@value": "周杰伦"}},
-        {"subject": "稻香", "predicate": "歌手", "object": {"@value": "周杰伦"}}]}, ensure_ascii=False), encoding="utf-8")
+        {"subject": "稻香", "predicate": "歌手", "object": {"@value": "周杰伦"}},
+    ]
+    path.write_text(json.dumps({"text": "周杰伦唱稻香", "spo_list": spo_list}, ensure_ascii=False), encoding="utf-8")
     report = ReadReport()
     records = read_split(source("duie", schema_file="schema.json"), path, "train", report)
     assert len(records[0]["triples"]) == 1 and report.as_dict() == {"train": {"predicate not in schema": 1}}
@@ -123,7 +125,8 @@ def test_conll04_reader_gives_exact_character_spans(tmp_path: Path) -> None:
 
 def test_real_files_read_with_their_published_counts(shared_data: Path) -> None:
     report = ReadReport()
-    duie = read_split(source("duie", schema_file="duie_schema.json"), shared_data / "zh/duie/train_data_5000.json", "train", report)
+    duie_source = source("duie", schema_file="duie_schema.json")
+    duie = read_split(duie_source, shared_data / "zh/duie/train_data_5000.json", "train", report)
     assert len(duie) == 5000
     kept = sum(len(r["triples"]) for r in duie)
     skipped = report.as_dict().get("train", {})
@@ -202,13 +205,14 @@ def test_in_graph_labels_and_subject_sampling_match_the_numpy_reference() -> Non
     # padding tokens (id 0) do not count: appending one leaves the loss unchanged
     token_ids = tf.constant([[2, 7, 7, 7, 7, 7, 3], [2, 7, 7, 3, 0, 0, 0]])
     object_spans = tf.constant([[[0, 1, 4, 5], [1, 0, 1, 1]], [[0, 0, 0, 0], [0, 0, 0, 0]]], tf.int32)
-    probs = tf.random.stateless_uniform((2, 8, 2), (1, 2), 0.01, 0.99), tf.random.stateless_uniform((2, 8, 2, 2), (3, 4), 0.01, 0.99)
+    subject_probs = tf.random.stateless_uniform((2, 8, 2), (1, 2), 0.01, 0.99)
+    object_probs = tf.random.stateless_uniform((2, 8, 2, 2), (3, 4), 0.01, 0.99)
     losses = []
     for pad in (0, 1):
         layer = PointerLoss()
         ids = tf.pad(token_ids, [[0, 0], [0, pad]])
         length = 7 + pad
-        layer([ids, subject_spans, object_spans, index, probs[0][:, :length], probs[1][:, :length]])
+        layer([ids, subject_spans, object_spans, index, subject_probs[:, :length], object_probs[:, :length]])
         losses.append(float(layer.losses[0]))
     assert losses[0] == pytest.approx(losses[1]) and losses[0] > 0
 
@@ -291,7 +295,7 @@ def test_tiny_model_trains_and_predicts_the_same_after_reload(tmp_path: Path, zh
     })
     records = [
         placed_record(f"r{i}", f"{a}唱{b}，{c}作词", [(b, "歌手", a), (b, "作词", c)])
-        for i, (a, b, c) in enumerate([("张三", "春天", "李四"), ("王五", "夏天", "赵六"), ("孙七", "秋天", "周八")] * 4)
+        for i, (a, b, c) in enumerate(4 * [("张三", "春天", "李四"), ("王五", "夏天", "赵六"), ("孙七", "秋天", "周八")])
     ]
     set_seed(1)
     tokenizer = build_tokenizer("zh", tmp_path / "vocab.txt", lowercase=True)

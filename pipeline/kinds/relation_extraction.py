@@ -13,7 +13,10 @@ token indices), a :class:`~pipeline.kinds.relation_layers.SampleSubject` layer p
 subject per example at random at every training step (the example's generator re-draws it every
 epoch; features here are encoded once, so the draw happens in the graph), and a
 :class:`~pipeline.kinds.relation_layers.PointerLoss` layer builds the pointer labels and adds the
-masked binary cross-entropy (so :meth:`RelationExtraction.loss` is None).
+masked binary cross-entropy (so :meth:`RelationExtraction.loss` is None). Two departures keep a
+weakly pretrained encoder (minilm-zh) from collapsing to one vector at every position: the pointer
+biases start at a low prior (:data:`INITIAL_PROBABILITY`), and the subject vector receives the mean,
+not the sum, of the gradients of the positions it is added to (:class:`~pipeline.kinds.relation_layers.AddSpanMean`).
 
 Prediction runs the encoder once per example: the sequence output and subject probabilities come
 from one batched call, subjects are decoded (a start above ``head.subject_threshold`` paired with
@@ -48,11 +51,12 @@ if TYPE_CHECKING:
 
 #: layer names, used to rebuild the prediction sub-models from a trained model
 SUBJECT_POINTERS, SUBJECT_PROBS = "subject-pointers", "subject-probs"
-CONDITION, OBJECT_POINTERS, OBJECT_POWER, OBJECT_PROBS = "subject-condition", "object-pointers", "object-power", "object-probs"
+CONDITION, OBJECT_POINTERS = "subject-condition", "object-pointers"
+OBJECT_POWER, OBJECT_PROBS = "object-power", "object-probs"
 
-#: pointer probabilities start near this (their biases are set so): a pointer is rarely 1, and starting
-#: at 0.5 pushes the whole encoder towards "no" at every token; a weakly pretrained encoder (minilm-zh)
-#: then collapses to the same vector at every position and never recovers
+#: pointer probabilities start near this (their biases are set so): a pointer is rarely 1, and starting at
+#: sigmoid(0) (0.25 / 0.0625 after the powers) makes the first updates push every token of the encoder
+#: towards "no" at once
 INITIAL_PROBABILITY = 0.01
 
 #: at most this many subjects per example are passed to the object head (guards an untrained model)
@@ -103,8 +107,9 @@ class RelationExtraction(TaskKind):
 
         def pointers(units: int, power: int, name: str) -> Any:
             bias = keras.initializers.Constant(prior_logit(INITIAL_PROBABILITY, power))
+            init = backbone.initializer
             return keras.layers.Dense(
-                units, "sigmoid", kernel_initializer=backbone.initializer, bias_initializer=bias, dtype="float32", name=name
+                units, "sigmoid", kernel_initializer=init, bias_initializer=bias, dtype="float32", name=name
             )
 
         subject_probs = Power(2, dtype="float32", name=SUBJECT_PROBS)(pointers(2, 2, SUBJECT_POINTERS)(hidden))
@@ -138,7 +143,7 @@ class RelationExtraction(TaskKind):
                 n = len(features[index]["token_ids"])
                 subjects = decode_pointers(subject_probs[row, :, None, :], options.subject_threshold, 1, n - 1)
                 pairs += [(row, (start, end)) for _, start, end in subjects[:MAX_SUBJECTS]]
-            found: dict[int, list[tuple[tuple[int, int], int, tuple[int, int]]]] = {row: [] for row in range(len(batch))}
+            found: dict[int, list[TokenTriple]] = {row: [] for row in range(len(batch))}
             for chunk in range(0, len(pairs), batch_size):
                 rows = pairs[chunk : chunk + batch_size]
                 probs = parts.objects(hidden[[row for row, _ in rows]], np.array([span for _, span in rows], np.int32))
@@ -147,7 +152,8 @@ class RelationExtraction(TaskKind):
                     for predicate, start, end in decode_pointers(object_probs, options.object_threshold, 1, n - 1):
                         found[row].append((subject, predicate, (start, end)))
             for row, index in enumerate(batch):
-                predictions[index] = {"triples": char_triples(found[row], features[index], records[index]["text"], labels)}
+                triples = char_triples(found[row], features[index], records[index]["text"], labels)
+                predictions[index] = {"triples": triples}
         return predictions  # type: ignore[return-value]
 
     def decode(self, outputs: np.ndarray, records: Sequence[dict], labels: list[str]) -> list[dict]:
@@ -156,7 +162,12 @@ class RelationExtraction(TaskKind):
     def score(self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str]) -> dict[str, float]:
         micro, _ = triple_scores(records, predictions, by="text")
         span_micro, _ = triple_scores(records, predictions, by="span")
-        return {"f1": micro["f1"], "precision": micro["precision"], "recall": micro["recall"], "span_f1": span_micro["f1"]}
+        return {
+            "f1": micro["f1"],
+            "precision": micro["precision"],
+            "recall": micro["recall"],
+            "span_f1": span_micro["f1"],
+        }
 
     def detailed_scores(
         self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str]
@@ -356,9 +367,8 @@ def memorised_predictions(train: Sequence[dict], records: Sequence[dict]) -> lis
             for predicate, obj in sorted(pairs):
                 object_span = locate(text, obj)
                 if object_span is not None:
-                    triples.append(
-                        {"subject": _mention(text, subject_span), "predicate": predicate, "object": _mention(text, object_span)}
-                    )
+                    subject_mention, object_mention = _mention(text, subject_span), _mention(text, object_span)
+                    triples.append({"subject": subject_mention, "predicate": predicate, "object": object_mention})
         predictions.append({"triples": triples})
     return predictions
 

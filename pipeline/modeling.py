@@ -49,23 +49,6 @@ class Predictor:
             result = self._call(*inputs)
             yield batch, tf.nest.map_structure(lambda t: np.asarray(t, dtype=np.float32), result)
 
-    def predict(
-        self,
-        kind: TaskKind,
-        records: Sequence[dict],
-        features: Sequence[Features],
-        labels: list[str],
-        batch_size: int,
-        input_keys: Sequence[str] = INPUT_KEYS,
-    ) -> list[dict]:
-        """Decoded predictions, in the order of ``records``."""
-        predictions: list[dict | None] = [None] * len(records)
-        for batch, outputs in self.outputs(features, batch_size, input_keys):
-            decoded = kind.decode(outputs, [records[i] for i in batch], labels)
-            for index, prediction in zip(batch, decoded):
-                predictions[index] = prediction
-        return predictions  # type: ignore[return-value]
-
 
 _PREDICTORS: "weakref.WeakKeyDictionary[Any, Predictor]" = weakref.WeakKeyDictionary()
 

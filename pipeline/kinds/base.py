@@ -47,7 +47,9 @@ class TaskKind(ABC):
         """The Keras loss for ``model`` (built by :meth:`build_model`); None if the model adds its own."""
 
     @abstractmethod
-    def decode(self, outputs: np.ndarray, records: Sequence[dict], labels: list[str]) -> list[dict]:
+    def decode(
+        self, outputs: np.ndarray, records: Sequence[dict], labels: list[str], features: Sequence[Features] | None = None
+    ) -> list[dict]:
         """Model outputs of a batch to predictions (one dict per record)."""
 
     @abstractmethod
@@ -70,15 +72,26 @@ class TaskKind(ABC):
     ) -> list[Path]:
         """Detailed reports (per-class tables, plots) into ``out_dir``; return the files written."""
 
+    def decode_context(self, model: Any) -> dict[str, Any]:
+        """Extra keyword arguments :meth:`decode` takes from the trained model (CRF transitions, options)."""
+        return {}
+
     def predict(
         self, model: Any, records: Sequence[dict], features: Sequence[Features], labels: list[str], batch_size: int
     ) -> list[dict]:
-        """Predictions for ``records`` in their order: one traced model call per length-sorted batch.
+        """Predictions for ``records`` in their order: one traced model call per length-sorted batch,
+        decoded with the batch's records and features and :meth:`decode_context`.
 
         Kinds whose decoding needs more than one model call (relation extraction) override this.
         """
         from pipeline.modeling import predictor_for
 
-        return predictor_for(model, len(self.predict_inputs)).predict(
-            self, records, features, labels, batch_size, self.predict_inputs
-        )
+        context = self.decode_context(model)
+        predictions: list[dict | None] = [None] * len(records)
+        for batch, outputs in predictor_for(model, len(self.predict_inputs)).outputs(
+            features, batch_size, self.predict_inputs
+        ):
+            decoded = self.decode(outputs, [records[i] for i in batch], labels, [features[i] for i in batch], **context)
+            for index, prediction in zip(batch, decoded):
+                predictions[index] = prediction
+        return predictions  # type: ignore[return-value]

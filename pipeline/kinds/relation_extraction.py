@@ -156,7 +156,9 @@ class RelationExtraction(TaskKind):
                 predictions[index] = {"triples": triples}
         return predictions  # type: ignore[return-value]
 
-    def decode(self, outputs: np.ndarray, records: Sequence[dict], labels: list[str]) -> list[dict]:
+    def decode(
+        self, outputs: np.ndarray, records: Sequence[dict], labels: list[str], features: Sequence[Features] | None = None
+    ) -> list[dict]:
         raise NotImplementedError("relation extraction decodes in predict(): objects need a second model call")
 
     def score(self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str]) -> dict[str, float]:

@@ -151,23 +151,9 @@ class SequenceLabeling(TaskKind):
         except ValueError:
             return "sparse_categorical_crossentropy"
 
-    def predict(
-        self, model: Any, records: Sequence[dict], features: Sequence[Features], labels: list[str], batch_size: int
-    ) -> list[dict]:
-        """Decode every batch with the model's own (trained) CRF transitions."""
-        from pipeline.modeling import predictor_for
-
-        transitions = crf_transitions(model)
-        predictions: list[dict | None] = [None] * len(records)
-        for batch, outputs in predictor_for(model, len(self.predict_inputs)).outputs(
-            features, batch_size, self.predict_inputs
-        ):
-            decoded = self.decode(
-                outputs, [records[i] for i in batch], labels, [features[i] for i in batch], transitions
-            )
-            for index, prediction in zip(batch, decoded):
-                predictions[index] = prediction
-        return predictions  # type: ignore[return-value]
+    def decode_context(self, model: Any) -> dict[str, Any]:
+        """Decode with the model's own (trained) CRF transitions."""
+        return {"transitions": crf_transitions(model)}
 
     def decode(
         self,

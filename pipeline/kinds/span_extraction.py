@@ -141,26 +141,10 @@ class SpanExtraction(TaskKind):
 
         return span_loss
 
-    def predict(
-        self, model: Any, records: Sequence[dict], features: Sequence[Features], labels: list[str], batch_size: int
-    ) -> list[dict]:
-        from pipeline.modeling import predictor_for
-
+    def decode_context(self, model: Any) -> dict[str, Any]:
+        """The decoding options attached to the model when it was built."""
         options = _OPTIONS.get(model, SpanExtractionOptions())
-        predictions: list[dict | None] = [None] * len(records)
-        predictor = predictor_for(model, len(self.predict_inputs))
-        for batch, outputs in predictor.outputs(features, batch_size, self.predict_inputs):
-            decoded = self.decode(
-                outputs,
-                [records[i] for i in batch],
-                labels,
-                [features[i] for i in batch],
-                options.max_answer_len,
-                options.no_answer,
-            )
-            for index, prediction in zip(batch, decoded):
-                predictions[index] = prediction
-        return predictions  # type: ignore[return-value]
+        return {"max_answer_len": options.max_answer_len, "no_answer": options.no_answer}
 
     def decode(
         self,

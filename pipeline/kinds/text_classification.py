@@ -42,7 +42,9 @@ class TextClassification(TaskKind):
     def loss(self, model: Any) -> Any:
         return "sparse_categorical_crossentropy"
 
-    def decode(self, outputs: np.ndarray, records: Sequence[dict], labels: list[str]) -> list[dict]:
+    def decode(
+        self, outputs: np.ndarray, records: Sequence[dict], labels: list[str], features: Sequence[Features] | None = None
+    ) -> list[dict]:
         best = outputs.argmax(axis=-1)
         return [
             {"label": labels[index], "confidence": round(float(row[index]), 5)}

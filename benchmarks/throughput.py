@@ -21,7 +21,7 @@ def measure(task: str, samples: int, precision: str) -> dict[str, float]:
     from pipeline import tf_runtime
     from pipeline.backbone.manifest import read_manifest
     from pipeline.kinds import get_kind
-    from pipeline.modeling import build_task_model, predictor_for
+    from pipeline.modeling import build_task_model
     from pipeline.reporting import read_jsonl
     from pipeline.tokenization import build_tokenizer
     from pipeline.training.batching import TrainingBatches
@@ -42,11 +42,9 @@ def measure(task: str, samples: int, precision: str) -> dict[str, float]:
     start = time.perf_counter()
     model.fit(batches.forever(), steps_per_epoch=len(batches), epochs=1, verbose=0)
     train_s = time.perf_counter() - start
-    predictor = predictor_for(model, len(kind.predict_inputs))
-    list(predictor.outputs(features[: cfg.batch_size], cfg.batch_size * 2))
+    kind.predict(model, records[: cfg.batch_size], features[: cfg.batch_size], labels, cfg.batch_size * 2)  # trace
     start = time.perf_counter()
-    for _ in predictor.outputs(features, cfg.batch_size * 2):
-        pass
+    kind.predict(model, records, features, labels, cfg.batch_size * 2)  # model calls and decoding, as evaluate runs them
     predict_s = time.perf_counter() - start
     tokens = sum(len(f["token_ids"]) for f in features) / len(features)
     return {"train_s": train_s, "train_per_s": len(features) / train_s, "predict_per_s": len(features) / predict_s,

@@ -11,7 +11,10 @@ SHELL := /bin/bash
 # pip.conf on some machines names local indexes that do not exist; drop that noise only.
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: setup run test test-fast ui clean
+TASK   ?= sst2
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup postgres browser run summary test test-fast ui serve clean
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
@@ -22,10 +25,28 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(BIN)/python -c "import pipeline.tf_runtime, bert4keras, mlflow, dvc; print('environment ready')"
 	touch $@
 
-run: setup  ## run the default pipeline (dvc repro) on params.yaml
-	$(BIN)/dvc repro
+postgres:  ## PostgreSQL server programs, for the team tracking server (pipeline.team_server) and its test
+	@if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  $(SUDO) mkdir -p /etc/postgresql-common/createcluster.d && \
+	  echo 'create_main_cluster = false' | $(SUDO) tee /etc/postgresql-common/createcluster.d/no-main-cluster.conf >/dev/null && \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
 
-test: setup  ## run the whole test suite
+browser:  ## Debian's chromium + chromedriver for the browser check of the MLflow UI (if missing)
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation; \
+	fi
+
+run: setup  ## run the default pipeline (dvc repro) on params.yaml, then write reports/summary.md
+	$(BIN)/dvc repro
+	$(BIN)/python -m pipeline.summary
+
+summary: setup  ## reports/summary.md: every task's latest metrics beside its best MLflow run
+	$(BIN)/python -m pipeline.summary
+
+test: setup postgres browser  ## run the whole test suite
 	$(BIN)/python -m pytest
 
 test-fast: setup  ## the unit tests only (no end-to-end DAG run)
@@ -33,6 +54,9 @@ test-fast: setup  ## the unit tests only (no end-to-end DAG run)
 
 ui: setup  ## open the MLflow UI on http://$(HOST):$(PORT)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(HOST) --port $(PORT)
+
+serve: setup  ## serve TASK's latest MLflow model on http://$(HOST):5001/invocations
+	$(BIN)/python -m pipeline.serve $(TASK) --host $(HOST) --port 5001
 
 clean:  ## remove the virtual environment
 	rm -rf $(VENV)

@@ -115,3 +115,19 @@ def test_backbone_errors_name_the_backbone_key(tmp_path: Path) -> None:
     path = edited(tmp_path, "    embedding_init: overlap", "    embedding_init: copy")
     with pytest.raises(ConfigError, match=r"backbones\.minilm-zh\.embedding_init: Input should be 'overlap' or 'random'"):
         load_params(path)
+
+
+def test_classification_head_options_balance_classes_and_pick_the_selection_metric(tmp_path: Path) -> None:
+    from pipeline.kinds import get_kind
+
+    afqmc = load_params().task("afqmc")
+    kind = get_kind("pair_classification")
+    assert kind.selection_metric(afqmc) == "macro_f1"
+    assert kind.selection_metric(load_params().task("sst2")) == "accuracy"
+    features = [{"target": 0}] * 6 + [{"target": 1}] * 2
+    weights = kind.class_weight(features, ["different", "same"], afqmc)
+    assert weights == pytest.approx({0: 8 / 12, 1: 8 / 4})  # n / (classes x count): the rare class weighs 3x
+    assert kind.class_weight(features, ["negative", "positive"], load_params().task("sst2")) is None
+    path = edited(tmp_path, "head: {class_weight: balanced", "head: {class_weight: inverse")
+    with pytest.raises(ConfigError, match="head.class_weight"):
+        load_params(path)

@@ -9,73 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.tiny_project import TASKS, build_project, git_commit_all, run
 
 pytestmark = pytest.mark.e2e
-
-TINY = {
-    "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-    "hidden_size": 32, "initializer_range": 0.02, "intermediate_size": 64, "max_position_embeddings": 128,
-    "num_attention_heads": 2, "num_hidden_layers": 2, "type_vocab_size": 2,
-}
-COPIED = ["pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "pyproject.toml"]
-SIZES = {"max_train_samples": 48, "max_dev_samples": 24, "max_test_samples": 24, "epochs": 2, "batch_size": 16}
-#: one task per kind (plus the English classifier on the real MiniLM)
-TASKS = {
-    "sst2": "text_classification",
-    "zh_sentiment": "text_classification",
-    "afqmc": "pair_classification",
-    "cluener": "sequence_labeling",
-    "ccks_event": "span_extraction",
-    "duie": "relation_extraction",
-}
 CLASSIFIERS = ("sst2", "zh_sentiment")
-
-
-def make_tiny_backbone(directory: Path, vocab: Path) -> Path:
-    from pipeline.backbone.checkpoint import random_bert_arrays, write_bert_config, write_tf_checkpoint
-
-    directory.mkdir(parents=True)
-    shutil.copyfile(vocab, directory / "vocab.txt")
-    config = {**TINY, "vocab_size": sum(1 for _ in open(vocab, encoding="utf-8"))}
-    write_bert_config(config, directory / "bert_config.json")
-    write_tf_checkpoint(random_bert_arrays(config, seed=1), directory / "bert_model.ckpt")
-    return directory
-
-
-def write_params(project: Path, shared_data: Path, tiny: Path) -> None:
-    yaml = YAML()
-    params = yaml.load(ROOT / "params.yaml")
-    params["data_root"] = str(shared_data)
-    params["backbones"] = {
-        "minilm-en": params["backbones"]["minilm-en"],
-        "tiny-zh": {"preset": "path", "path": str(tiny), "model_type": "bert", "checkpoint": "bert_model.ckpt"},
-    }
-    tasks = {name: params["tasks"][name] for name in TASKS}
-    for name, task in tasks.items():
-        assert task["kind"] == TASKS[name], f"params.yaml: tasks.{name} is no longer a {TASKS[name]} task"
-        task.update(SIZES)
-        task["maxlen"] = 32
-        if task["language"] == "zh":
-            task["backbone"] = "tiny-zh"
-    params["tasks"] = tasks
-    yaml.dump(params, project / "params.yaml")
-
-
-def run(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result
 
 
 def mlflow_runs(project: Path) -> list:
@@ -89,19 +32,7 @@ def mlflow_runs(project: Path) -> list:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, zh_vocab: Path) -> Path:
-    base = tmp_path_factory.mktemp("e2e")
-    project = base / "project"
-    for name in COPIED:
-        source, target = ROOT / name, project / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copyfile(source, target)
-    write_params(project, shared_data, make_tiny_backbone(base / "tiny-zh", zh_vocab))
-    run(project, "git", "init", "-q")
-    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fixture")
+    project = build_project(tmp_path_factory.mktemp("e2e"), shared_data, zh_vocab)
     run(project, "dvc", "repro")
     return project
 
@@ -159,8 +90,7 @@ def test_repro_after_a_run_does_nothing(project: Path) -> None:
 
 
 def test_experiment_reruns_only_the_changed_task(project: Path) -> None:
-    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock")
+    git_commit_all(project, "lock")
     result = run(project, "dvc", "exp", "run", "-S", "tasks.zh_sentiment.epochs=1")
     output = result.stdout + result.stderr
     assert "Running stage 'train@zh_sentiment'" in output
@@ -170,3 +100,156 @@ def test_experiment_reruns_only_the_changed_task(project: Path) -> None:
     newest = max(runs, key=lambda r: r.info.start_time)
     assert newest.data.tags["task"] == "zh_sentiment" and newest.data.params["epochs"] == "1"
     assert newest.data.tags.get("dvc_exp_name")
+
+
+def test_runs_carry_their_lineage(project: Path) -> None:
+    from ruamel.yaml import YAML
+
+    lock = YAML(typ="safe").load((project / "dvc.lock").read_text())["stages"]
+    first = [run for run in mlflow_runs(project) if "dvc_exp_name" not in run.data.tags]
+    assert len({run.data.tags["pipeline_run"] for run in first}) == 1, "one repro, one pipeline_run tag"
+    for run in first:
+        task = run.data.tags["task"]
+        assert run.data.tags["git_dirty"] == "false", "the pipeline's own writes (dvc.lock, reports) do not count"
+        assert run.data.tags["package.tensorflow-cpu"] and run.data.tags["package.bert4keras"] == "0.11.5"
+        inputs = {_context(item): item.dataset for item in run.inputs.dataset_inputs}
+        assert set(inputs) == {"source", "training", "backbone"}
+        prepared = next(out for out in lock[f"prepare@{task}"]["outs"])
+        assert inputs["training"].digest == prepared["md5"].removesuffix(".dir")[:36]
+        recorded = json.loads((project / "reports" / task / "mlflow_run.json").read_text())
+        newest = max((r for r in mlflow_runs(project) if r.data.tags["task"] == task), key=lambda r: r.info.start_time)
+        assert recorded["run_id"] == newest.info.run_id, "mlflow_run.json names the task's latest run"
+
+
+def _context(dataset_input) -> str:
+    return next(tag.value for tag in dataset_input.tags if tag.key == "mlflow.data.context")
+
+
+def first_rows(project: Path, task: str, n: int = 2) -> list[dict]:
+    """The first test records of a task, cut to the logged model's input columns."""
+    columns = json.loads((project / "reports" / task / "model.json").read_text())["inputs"]
+    lines = (project / "data" / "prepared" / task / "test.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    return [{column: json.loads(line)[column] for column in columns} for line in lines]
+
+
+def without_floats(output: dict) -> dict:
+    return {key: value for key, value in output.items() if not isinstance(value, float)}
+
+
+def test_every_logged_model_predicts_raw_text_in_a_fresh_process(project: Path) -> None:
+    jobs = [
+        [task, json.loads((project / "reports" / task / "model.json").read_text())["model_uri"], first_rows(project, task)]
+        for task in TASKS
+    ]
+    script = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "mlflow.set_tracking_uri(sys.argv[1])\n"
+        "print(json.dumps({task: mlflow.pyfunc.load_model(uri).predict(pd.DataFrame(rows))"
+        " for task, uri, rows in json.loads(sys.argv[2])}, ensure_ascii=False))\n"
+    )
+    result = run(project, sys.executable, "-c", script, f"sqlite:///{project / 'mlflow.db'}", json.dumps(jobs))
+    outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    for task, _, rows in jobs:
+        evaluated = [
+            json.loads(line)["predicted"]
+            for line in (project / "reports" / task / "evaluation" / "predictions.jsonl").read_text().splitlines()[:2]
+        ]
+        evaluated = [{k: v for k, v in p.items() if k != "kept_chars"} for p in evaluated]
+        assert len(outputs[task]) == len(rows)
+        # the served model is the evaluated one: same labels / spans / triples on the same inputs
+        assert [without_floats(o) for o in outputs[task]] == [without_floats(p) for p in evaluated], task
+        for row, output in zip(rows, outputs[task]):
+            for entity in output.get("entities", []):
+                assert row["text"][entity["start"] : entity["end"]] == entity["text"]
+            if output.get("start") is not None:
+                assert row["text"][output["start"] : output["end"]] == output["text"]
+
+
+def test_logged_model_has_a_signature_and_an_input_example(project: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    for task in ("afqmc", "ccks_event"):
+        uri = json.loads((project / "reports" / task / "model.json").read_text())["model_uri"]
+        info = mlflow.models.get_model_info(uri)
+        inputs = [column.name for column in info.signature.inputs]
+        assert inputs == (["text", "text_b"] if task == "afqmc" else ["query", "text"])
+        assert info.saved_input_example_info, "no input example logged"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_answers_invocations(project: Path) -> None:
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = open(project / "serve.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.serve", "sst2", "--port", str(port)],
+        cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+    )
+    try:
+        body = json.dumps({"dataframe_records": [{"text": "a gripping , funny film"}, {"text": "dull and slow"}]})
+        deadline = time.time() + 180
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations", body.encode(), {"Content-Type": "application/json"}
+                )
+                answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, (project / "serve.log").read_text()[-3000:]
+                time.sleep(2)
+        predictions = answer["predictions"]
+        assert [p["label"] in ("negative", "positive") for p in predictions] == [True, True]
+        assert all(0.5 <= p["confidence"] <= 1.0 for p in predictions)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_predict_command_from_task_run_id_and_file(project: Path, tmp_path: Path) -> None:
+    local = run(project, sys.executable, "-m", "pipeline.predict", "ccks_event", "--query", "收购", "腾讯收购了搜狗")
+    answer = json.loads(local.stdout.strip().splitlines()[-1])
+    assert answer["query"] == "收购" and set(answer["predicted"]) >= {"text", "start", "end"}
+    run_id = json.loads((project / "reports" / "sst2" / "mlflow_run.json").read_text())["run_id"]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a gripping film"}\n{"text": "a dull film"}\n', encoding="utf-8")
+    logged = run(project, sys.executable, "-m", "pipeline.predict", "--run-id", run_id, "--file", str(rows))
+    lines = [json.loads(line) for line in logged.stdout.strip().splitlines() if line.startswith("{")]
+    assert [line["text"] for line in lines] == ["a gripping film", "a dull film"]
+    assert all(line["predicted"]["label"] in ("negative", "positive") for line in lines)
+
+
+def test_predict_command_names_a_missing_field(project: Path) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.predict", "ccks_event", "腾讯收购了搜狗"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "row 1: field 'query' is missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_repeated_experiment_is_trained_and_recorded_again(project: Path) -> None:
+    before = len(mlflow_runs(project))
+    # epochs=2 is what the first repro trained: without uncached outputs DVC's run cache would restore it
+    result = run(project, "dvc", "exp", "run", "-S", "tasks.zh_sentiment.epochs=2")
+    output = result.stdout + result.stderr
+    assert "Running stage 'train@zh_sentiment'" in output, "DVC's run cache restored a training without a run"
+    runs = mlflow_runs(project)
+    assert len(runs) == before + 1
+    newest = max(runs, key=lambda r: r.info.start_time)
+    assert newest.data.tags["git_dirty"] == "true", "params.yaml differs from the commit under dvc exp run"

@@ -72,6 +72,47 @@ class TaskKind(ABC):
     ) -> list[Path]:
         """Detailed reports (per-class tables, plots) into ``out_dir``; return the files written."""
 
+    @abstractmethod
+    def mistakes(
+        self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str], limit: int = 25
+    ) -> list[dict]:
+        """The ``limit`` worst errors, worst first: one :func:`pipeline.reporting.mistake` row each (record
+        id, input fields, gold, predicted and a short ``why``); correct predictions are left out."""
+
+    def write_model_reports(
+        self,
+        model: Any,
+        tokenizer: TextTokenizer,
+        records: Sequence[dict],
+        predictions: Sequence[dict],
+        labels: list[str],
+        maxlen: int,
+        out_dir: Path,
+    ) -> list[Path]:
+        """Reports that need the trained model itself (e.g. saliency maps) into ``out_dir``; the files
+        written. None by default."""
+        return []
+
+    def selection_metric(self, cfg: TaskConfig) -> str:
+        """The dev metric (a key of :meth:`score`) that picks the saved epoch."""
+        return self.primary_metric
+
+    def class_weight(self, train_features: Sequence[Features], labels: list[str], cfg: TaskConfig) -> dict | None:
+        """Keras ``class_weight`` for training (None: every example counts the same)."""
+        return None
+
+    def input_columns(self, cfg: TaskConfig) -> tuple[str, ...]:
+        """The raw input fields a prediction needs (the columns of a served model's input)."""
+        return ("text",)
+
+    def record_from_input(self, row: dict, cfg: TaskConfig) -> dict:
+        """A canonical, unlabelled record from one raw input row (fields of :meth:`input_columns`)."""
+        return {column: row[column] for column in self.input_columns(cfg)}
+
+    def public_output(self, prediction: dict) -> dict:
+        """What a served model returns for one prediction (internal bookkeeping left out)."""
+        return prediction
+
     def decode_context(self, model: Any) -> dict[str, Any]:
         """Extra keyword arguments :meth:`decode` takes from the trained model (CRF transitions, options)."""
         return {}

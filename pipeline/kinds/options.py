@@ -16,6 +16,15 @@ class NoOptions(StrictModel):
     """The kind has no head options."""
 
 
+class ClassificationOptions(StrictModel):
+    """``text_classification`` / ``pair_classification``: loss weighting and checkpoint selection."""
+
+    #: "balanced" weighs each class by n / (classes x count): a rare class is not ignored
+    class_weight: Literal["none", "balanced"] = "none"
+    #: the dev metric that picks the saved epoch; macro_f1 suits imbalanced label sets
+    select_by: Literal["accuracy", "macro_f1"] = "accuracy"
+
+
 class SequenceLabelingOptions(StrictModel):
     """``sequence_labeling``: a CRF (Viterbi with the learnt transitions) or per-token softmax."""
 
@@ -42,6 +51,8 @@ class RelationExtractionOptions(StrictModel):
 
 #: kind name -> its options model (kinds absent here take :class:`NoOptions`)
 KIND_OPTIONS: dict[str, type[StrictModel]] = {
+    "text_classification": ClassificationOptions,
+    "pair_classification": ClassificationOptions,
     "span_extraction": SpanExtractionOptions,
     "sequence_labeling": SequenceLabelingOptions,
     "relation_extraction": RelationExtractionOptions,

@@ -207,6 +207,22 @@ class RelationExtraction(TaskKind):
             ),
         ]
 
+    def mistakes(
+        self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str], limit: int = 25
+    ) -> list[dict]:
+        """Texts with the most triple errors (missed + spurious, matched as scored: by text) first."""
+        from pipeline.reporting import set_mistakes
+
+        shown = [_shown_triples(r["triples"]) for r in records], [_shown_triples(p["triples"]) for p in predictions]
+        return set_mistakes(records, *shown, "triples", limit)
+
+
+def _shown_triples(triples: Iterable[dict]) -> dict[tuple, str]:
+    """``{match key: "(subject, predicate, object)"}`` (repeats of a key count once, as in the scores)."""
+    return {
+        triple_key(t, "text"): f"({t['subject']['text']}, {t['predicate']}, {t['object']['text']})" for t in triples
+    }
+
 
 class ObjectHead:
     """The layers that turn the sequence output and one subject span into object pointers.

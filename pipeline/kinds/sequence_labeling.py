@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from pipeline.kinds.base import Features, TaskKind
-from pipeline.reporting import plot_bars, write_json
+from pipeline.reporting import plot_bars, set_mistakes, write_json
 from pipeline.spans import (
     OUTSIDE,
     bio_to_spans,
@@ -220,6 +220,18 @@ class SequenceLabeling(TaskKind):
             write_json(out_dir / "per_type.json", {"micro": micro, "types": per_type}),
             plot_bars({label: row["f1"] for label, row in per_type.items()}, out_dir / "per_type_f1.png", title, "F1"),
         ]
+
+    def mistakes(
+        self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str], limit: int = 25
+    ) -> list[dict]:
+        """Texts with the most entity errors (missed + spurious; exact span and type) first."""
+        shown = [_shown_entities(r["entities"]) for r in records], [_shown_entities(p["entities"]) for p in predictions]
+        return set_mistakes(records, *shown, "entities", limit)
+
+
+def _shown_entities(entities: Sequence[dict]) -> dict[tuple, str]:
+    """``{(start, end, type): "text (type)"}``: entities keyed as they are scored."""
+    return {span: f"{entity['text']} ({entity['type']})" for span, entity in zip(entity_spans(entities), entities)}
 
 
 KIND = SequenceLabeling()

@@ -39,7 +39,7 @@ from pipeline.query_concat import (
     text_offsets,
     token_span_to_text_span,
 )
-from pipeline.reporting import plot_bars, write_json
+from pipeline.reporting import mistake, plot_bars, write_json
 from pipeline.tokenization import TextTokenizer
 
 #: the template of records that carry none: a sentence pair, [CLS] query [SEP] text [SEP]
@@ -74,6 +74,16 @@ class SpanExtraction(TaskKind):
             )
         types = {query_type(record) for record in train}
         return sorted(types) if len(types) <= MAX_QUERY_TYPES else []
+
+    def input_columns(self, cfg: TaskConfig) -> tuple[str, ...]:
+        return ("query", "text")
+
+    def record_from_input(self, row: dict, cfg: TaskConfig) -> dict:
+        """The query joined to the text by the task's own template, as in training."""
+        return {"query": row["query"], "text": row["text"], "template": list(cfg.data.template)}
+
+    def public_output(self, prediction: dict) -> dict:
+        return {key: value for key, value in prediction.items() if key != "kept_chars"}
 
     def encode(self, record: dict, tokenizer: TextTokenizer, labels: list[str], maxlen: int) -> Features:
         joined = join_query(record.get("template", DEFAULT_TEMPLATE), record["query"], record["text"])
@@ -215,6 +225,22 @@ class SpanExtraction(TaskKind):
             bars = {f"{row['chart_label']} (n={row['support']})": row["em"] for row in table.values()}
             files.append(plot_bars(bars, out_dir / "per_type_em.png", title, "exact match"))
         return files
+
+    def mistakes(
+        self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str], limit: int = 25
+    ) -> list[dict]:
+        """Answers that are not an exact match, the lowest F1 (character-level for Chinese) first."""
+        ranked = []
+        for record, prediction in zip(records, predictions):
+            golds = [answer["text"] for answer in record["answers"]]
+            em, f1 = best_match(prediction["text"], golds)
+            if em < 1 or f1 < 1:
+                why = f"F1 {f1:.2f}"
+                if not golds or not prediction["text"]:
+                    why += ", the query has no answer" if not golds else ", no answer predicted"
+                ranked.append(((f1, em), mistake(record, golds, prediction["text"], why)))
+        ranked.sort(key=lambda pair: pair[0])
+        return [row for _, row in ranked[:limit]]
 
 
 # --- decoding ---------------------------------------------------------------------------------------

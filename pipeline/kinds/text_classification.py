@@ -11,8 +11,13 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 
 from pipeline.config import TaskConfig
 from pipeline.kinds.base import Features, TaskKind
-from pipeline.reporting import plot_confusion, write_json
+from pipeline.reporting import mistake, plot_confusion, write_json
 from pipeline.tokenization import TextTokenizer
+
+#: a wrong prediction at least this confident is called "confident and wrong"
+CONFIDENT = 0.9
+#: test examples shown in the saliency page
+SALIENCY_EXAMPLES = 20
 
 
 class TextClassification(TaskKind):
@@ -29,6 +34,19 @@ class TextClassification(TaskKind):
         if "label" in record:
             features["target"] = labels.index(record["label"]) if record["label"] in labels else -1
         return features
+
+    def selection_metric(self, cfg: TaskConfig) -> str:
+        return cfg.head_options.select_by
+
+    def class_weight(self, train_features: Sequence[Features], labels: list[str], cfg: TaskConfig) -> dict | None:
+        """``head.class_weight: balanced``: n / (classes x count) per class seen in training."""
+        if cfg.head_options.class_weight == "none":
+            return None
+        counts = Counter(feature["target"] for feature in train_features)
+        return {label: len(train_features) / (len(counts) * count) for label, count in counts.items()}
+
+    def input_columns(self, cfg: TaskConfig) -> tuple[str, ...]:
+        return ("text", "text_b") if cfg.kind == "pair_classification" else ("text",)
 
     def build_model(self, backbone: Any, labels: list[str], cfg: TaskConfig) -> Any:
         from pipeline.kinds.layers import TokenAt
@@ -83,6 +101,37 @@ class TextClassification(TaskKind):
             write_json(out_dir / "confusion.json", {"labels": labels, "matrix": matrix}),
             plot_confusion(matrix, labels, out_dir / "confusion.png", f"confusion matrix ({len(records)} examples)"),
         ]
+
+    def mistakes(
+        self, records: Sequence[dict], predictions: Sequence[dict], labels: list[str], limit: int = 25
+    ) -> list[dict]:
+        """Wrong predictions, the most confident first."""
+        wrong = [(r, p) for r, p in zip(records, predictions) if p["label"] != r["label"]]
+        wrong.sort(key=lambda pair: -pair[1].get("confidence", 0.0))
+        return [
+            mistake(record, record["label"], prediction["label"], _why_wrong(prediction.get("confidence", 0.0)))
+            for record, prediction in wrong[:limit]
+        ]
+
+    def write_model_reports(
+        self,
+        model: Any,
+        tokenizer: TextTokenizer,
+        records: Sequence[dict],
+        predictions: Sequence[dict],
+        labels: list[str],
+        maxlen: int,
+        out_dir: Path,
+    ) -> list[Path]:
+        """``saliency.html``: gradient saliency of each token for a mix of right and wrong test predictions."""
+        from pipeline.saliency import write_saliency_page
+
+        path = out_dir / "saliency.html"
+        return [write_saliency_page(model, tokenizer, records, predictions, labels, maxlen, path, SALIENCY_EXAMPLES)]
+
+
+def _why_wrong(confidence: float) -> str:
+    return f"{'confident and wrong:' if confidence >= CONFIDENT else 'wrong at confidence'} {confidence:.2f}"
 
 
 def _natural(label: str) -> tuple[int, Any]:

@@ -1,21 +1,28 @@
 """Evaluate stage: score the fine-tuned model on the test split against a trivial baseline.
 
 ``python -m pipeline.stages.evaluate <task>`` writes ``reports/<task>/metrics.json`` (DVC
-metrics) and ``reports/<task>/evaluation/`` (predictions, per-class tables, plots), and adds
-them to the MLflow run the train stage opened.
+metrics) and ``reports/<task>/evaluation/`` (predictions, per-class tables, plots, the worst
+mistakes, the kind's model reports such as saliency maps), and adds them to the MLflow run the
+train stage opened.
 """
 
 from __future__ import annotations
 
-from pipeline.config import Params
+from typing import TYPE_CHECKING
+
+from pipeline.config import Params, TaskConfig
 from pipeline.paths import prepared_dir, reports_dir, task_model_dir
+
+if TYPE_CHECKING:
+    from pipeline.kinds.base import TaskKind
 
 
 def evaluate(params: Params, task: str) -> dict:
     """Predict the test split, score it, write reports; return metrics.json's content."""
     from pipeline import tracking
     from pipeline.bundle import read_bundle
-    from pipeline.reporting import read_jsonl, write_json, write_jsonl
+    from pipeline.mlflow_model import log_task_model
+    from pipeline.reporting import read_jsonl, write_json, write_jsonl, write_mistakes
     from pipeline.training.trainer import encode_all, subsample
 
     cfg = params.task(task)
@@ -24,12 +31,15 @@ def evaluate(params: Params, task: str) -> dict:
     data = prepared_dir(task)
     test_records = read_jsonl(data / "test.jsonl")[: cfg.max_test_samples]
     train_records = subsample(read_jsonl(data / "train.jsonl"), cfg.max_train_samples, cfg.seed)
-    features = encode_all(kind, test_records, trained.tokenizer(), labels, cfg.maxlen, "test")
-    predictions = kind.predict(trained.load_model(), test_records, features, labels, cfg.batch_size * 2)
+    tokenizer, model = trained.tokenizer(), trained.load_model()
+    features = encode_all(kind, test_records, tokenizer, labels, cfg.maxlen, "test")
+    predictions = kind.predict(model, test_records, features, labels, cfg.batch_size * 2)
 
     out = reports_dir(task)
     details = out / "evaluation"
     files = kind.write_reports(test_records, predictions, labels, details)
+    files += kind.write_model_reports(model, tokenizer, test_records, predictions, labels, cfg.maxlen, details)
+    files += write_mistakes(kind.mistakes(test_records, predictions, labels), details, f"{task}: worst test mistakes")
     write_jsonl(details / "predictions.jsonl", [{**r, "predicted": p} for r, p in zip(test_records, predictions)])
     best = trained.meta.get("best", {})
     metrics = {
@@ -46,8 +56,24 @@ def evaluate(params: Params, task: str) -> dict:
     with tracking.task_run(params, task, trained.run_id()):
         tracking.log_metrics({key: metrics[key] for key in ("test", "test_detail", "baseline")})
         tracking.log_artifacts([out / "metrics.json", *files, details / "predictions.jsonl"], "evaluation")
-        tracking.log_artifacts([trained.directory], "model")
+        rows, outputs = model_examples(kind, cfg, test_records, predictions)
+        info = log_task_model(trained.directory, rows, outputs)
+    # not cached by DVC (cache: false): keeps DVC's run cache from restoring an evaluation without a run
+    write_json(out / "model.json", {"model_uri": f"runs:/{trained.run_id()}/model", "logged_model_uri": info.model_uri,
+                                    "inputs": list(kind.input_columns(cfg)), "example": rows[:1]})
     return metrics
+
+
+def model_examples(kind: TaskKind, cfg: TaskConfig, records: list[dict], predictions: list[dict], n: int = 3):
+    """Input rows and outputs of up to ``n`` test records with a non-empty prediction (an entity, an
+    answer, a triple), the served model's input example; the first records if none has one."""
+    informative = [
+        i for i, prediction in enumerate(predictions)
+        if any(value not in (None, "", [], {}) for value in kind.public_output(prediction).values())
+    ]
+    chosen = (informative or list(range(len(records))))[:n]
+    rows = [{column: records[i][column] for column in kind.input_columns(cfg)} for i in chosen]
+    return rows, [kind.public_output(predictions[i]) for i in chosen]
 
 
 if __name__ == "__main__":

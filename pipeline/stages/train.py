@@ -52,7 +52,8 @@ def train(params: Params, task: str) -> dict:
             write_json(reports / "history.json", evaluation.history)
 
         evaluation = DevEvaluation(
-            kind, dev_records, dev_features, labels, cfg.batch_size, work_dir / bundle.WEIGHTS, record_epoch
+            kind, dev_records, dev_features, labels, cfg.batch_size, work_dir / bundle.WEIGHTS, record_epoch,
+            metric=kind.selection_metric(cfg),
         )
         fit(kind, model, cfg, train_features, evaluation)
         best = evaluation.best or {}
@@ -73,6 +74,8 @@ def train(params: Params, task: str) -> dict:
             },
         )
         bundle.write_run(work_dir, run.info.run_id, params.tracking_uri())
+        # not cached by DVC (cache: false), which keeps DVC's run cache from restoring a training without a run
+        write_json(reports / "mlflow_run.json", tracking.run_record(run))
     if final_dir.exists():
         shutil.rmtree(final_dir)
     os.replace(work_dir, final_dir)

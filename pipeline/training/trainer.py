@@ -48,8 +48,11 @@ class DevEvaluation(keras.callbacks.Callback):
         batch_size: int,
         weights_path: Path,
         on_epoch: Callable[[dict], None],
+        metric: str | None = None,
     ) -> None:
         super().__init__()
+        #: the dev metric that picks the saved epoch (default: the kind's primary metric)
+        self.metric = metric or kind.primary_metric
         self.kind, self.dev, self.dev_features, self.labels = kind, dev, dev_features, labels
         self.batch_size, self.weights_path, self.on_epoch = batch_size, weights_path, on_epoch
         self.history: list[dict] = []
@@ -66,8 +69,7 @@ class DevEvaluation(keras.callbacks.Callback):
             "seconds": round(time.monotonic() - self._started, 1),
         }
         self.history.append(row)
-        primary = scores[self.kind.primary_metric]
-        improved = self.best is None or primary > self.best[f"dev_{self.kind.primary_metric}"]
+        improved = self.best is None or scores[self.metric] > self.best[f"dev_{self.metric}"]
         if improved:
             self.best = row
             tmp = self.weights_path.with_name("." + self.weights_path.name)
@@ -96,5 +98,6 @@ def fit(
         steps_per_epoch=len(batches),
         epochs=cfg.epochs,
         callbacks=[evaluation],
+        class_weight=kind.class_weight(train_features, evaluation.labels, cfg),
         verbose=1 if sys.stdout.isatty() else 2,
     )

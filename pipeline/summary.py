@@ -39,8 +39,9 @@ class TrackingUnavailable(RuntimeError):
 
 
 def primary_metrics(params: Params) -> dict[str, str]:
-    """``{task: its kind's primary metric}`` for every task in params, in params order."""
-    return {task: get_kind(cfg.kind).primary_metric for task, cfg in params.tasks.items()}
+    """``{task: the metric that picks its checkpoint}`` (the kind's primary metric, or the task's
+    ``head.select_by``) for every task in params, in params order."""
+    return {task: get_kind(cfg.kind).selection_metric(cfg) for task, cfg in params.tasks.items()}
 
 
 def latest_metrics(task: str, root: Path = PROJECT_ROOT) -> dict | None:

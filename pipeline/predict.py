@@ -1,7 +1,7 @@
 """Predict with a trained task, from the command line or a file.
 
     python -m pipeline.predict sst2 "a gripping, funny film"
-    python -m pipeline.predict ccks_event --query 收购 "腾讯收购了搜狗的全部股份"
+    python -m pipeline.predict ccks_event --query 实控人股东变更 "华谊兄弟实控人王中军转让公司5%股份"
     python -m pipeline.predict mrpc --text-b "He left." "He went away."
     python -m pipeline.predict cluener --file texts.txt            # one text per line
     python -m pipeline.predict --run-id 3f2a... --file rows.jsonl  # the model logged in an MLflow run

@@ -14,7 +14,7 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 TASK   ?= sst2
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup postgres browser run summary test test-fast ui serve clean
+.PHONY: setup postgres browser check run summary sync-runs test test-fast ui serve clean
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
@@ -39,12 +39,19 @@ browser:  ## Debian's chromium + chromedriver for the browser check of the MLflo
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation; \
 	fi
 
+check: setup  ## validate params.yaml, the data files and backbone sources it names (seconds, no TensorFlow)
+	$(BIN)/python -m pipeline.check
+
 run: setup  ## run the default pipeline (dvc repro) on params.yaml, then write reports/summary.md
+	$(BIN)/python -m pipeline.check
 	$(BIN)/dvc repro
 	$(BIN)/python -m pipeline.summary
 
 summary: setup  ## reports/summary.md: every task's latest metrics beside its best MLflow run
 	$(BIN)/python -m pipeline.summary
+
+sync-runs: setup  ## push runs kept locally while the tracking server was unreachable (mlflow-outbox/)
+	$(BIN)/python -m pipeline.sync_runs
 
 test: setup postgres browser  ## run the whole test suite
 	$(BIN)/python -m pytest

@@ -57,9 +57,14 @@ class TaskBundle:
         model.load_weights(str(self.directory / WEIGHTS))
         return model
 
-    def run_id(self) -> str | None:
+    def run_reference(self) -> dict:
+        """The training run (:meth:`pipeline.task_run.TaskRun.reference`): server run id and/or outbox entry."""
         path = self.directory / RUN
-        return json.loads(path.read_text(encoding="utf-8"))["run_id"] if path.is_file() else None
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def run_id(self) -> str | None:
+        """The training run's id on the tracking server (None if it never reached it)."""
+        return self.run_reference().get("run_id")
 
 
 def start_bundle(directory: Path, config: Path, vocab: Path) -> None:
@@ -75,8 +80,9 @@ def write_meta(directory: Path, meta: dict) -> None:
     (directory / META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_run(directory: Path, run_id: str, tracking_uri: str) -> None:
-    (directory / RUN).write_text(json.dumps({"run_id": run_id, "tracking_uri": tracking_uri}) + "\n", encoding="utf-8")
+def write_run(directory: Path, reference: dict) -> None:
+    """Store the training run's reference (run id, outbox entry, tracking URI)."""
+    (directory / RUN).write_text(json.dumps(reference) + "\n", encoding="utf-8")
 
 
 def read_bundle(directory: str | Path) -> TaskBundle:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from pipeline.config import ConfigError
 from pipeline.readers import DataError
+from pipeline.readers.files import read_json_objects
 
 Rows = list[dict[str, Any]]
 
@@ -30,18 +31,7 @@ def read_rows(path: Path) -> Rows:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such input file")
     if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object with the input fields")
-            rows.append(row)
-        return rows
+        return [row for _, row in read_json_objects(path)]
     if path.suffix in (".csv", ".tsv"):
         import pandas as pd
 

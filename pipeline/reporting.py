@@ -41,6 +41,11 @@ def write_jsonl(path: Path, rows: Sequence[dict]) -> Path:
     return path
 
 
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Read a JSON-lines file written by :func:`write_jsonl`."""
     with open(path, encoding="utf-8") as handle:

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from pipeline.config import ConfigError, load_params
 from pipeline.paths import reports_dir
@@ -25,7 +26,19 @@ def model_uri(task: str) -> str:
     record = reports_dir(task) / "model.json"
     if not record.is_file():
         raise FileNotFoundError(f"{record}: no logged model for task {task!r}; run `dvc repro evaluate@{task}` first")
-    return json.loads(record.read_text(encoding="utf-8"))["model_uri"]
+    logged = json.loads(record.read_text(encoding="utf-8"))
+    if logged.get("model_uri"):
+        return logged["model_uri"]
+    from pipeline import outbox
+
+    entry = outbox.open_entry(Path(logged.get("outbox") or "-").name)
+    if entry is not None and not entry.pending:
+        return f"runs:/{entry.meta['synced_run_id']}/model"
+    raise FileNotFoundError(
+        f"{record}: the model of task {task!r} was kept locally because the tracking server was unreachable; "
+        f"push it with `python -m pipeline.sync_runs` (make sync-runs), or predict without a server: "
+        f"`python -m pipeline.predict {task} \"some text\"`"
+    )
 
 
 def serve_command(uri: str, host: str, port: int) -> list[str]:

@@ -168,15 +168,18 @@ def piece_tags(unit_tags: Sequence[str], owners: Sequence[int]) -> list[str]:
     """Token-level tags for training: a unit's first piece gets its tag, later pieces continue it.
 
     Continuation pieces of a ``B-X`` or ``I-X`` unit get ``I-X`` and those of an ``O`` unit ``O``,
-    so the token sequence is valid BIO for the CRF; special tokens get ``O``.
+    so the token sequence is valid BIO for the CRF; special tokens get ``O``. An ``I-X`` unit whose
+    entity lost its first units (words without tokens, e.g. only zero-width characters) starts with ``B-X``.
     """
-    tags = []
+    tags: list[str] = []
     previous = -1
     for unit in owners:
         if unit < 0:
             tags.append(OUTSIDE)
         elif unit != previous:
-            tags.append(unit_tags[unit])
+            prefix, label = split_tag(unit_tags[unit])
+            continues = bool(tags) and tags[-1] != OUTSIDE and split_tag(tags[-1])[1] == label
+            tags.append(f"B-{label}" if prefix == "I" and not continues else unit_tags[unit])
         else:
             prefix, label = split_tag(unit_tags[unit])
             tags.append(f"I-{label}" if prefix != OUTSIDE else OUTSIDE)

@@ -19,8 +19,10 @@ warnings.filterwarnings("ignore", message="The initializer TruncatedNormal is un
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow for a repeatable run."""
+    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic: the same params and
+    seed on the same machine give the same weights and metrics."""
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def set_precision(precision: str) -> None:

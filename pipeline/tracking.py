@@ -1,4 +1,5 @@
-"""The one MLflow helper: a run per task per pipeline execution, shared by train and evaluate.
+"""What a task's MLflow run records about its origin: params, tags (git, DVC experiment, packages)
+and dataset lineage from ``dvc.lock``. The run itself is :class:`pipeline.task_run.TaskRun`.
 
 DVC owns caching and the DAG; MLflow only records. The train stage opens the run and
 writes its id into the task's model directory; the evaluate stage re-opens that run
@@ -10,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.config import PROJECT_ROOT, Params
 
@@ -81,30 +81,37 @@ def lock_hashes(stage: str, lock_file: Path = PROJECT_ROOT / "dvc.lock") -> dict
     return hashes
 
 
-def log_inputs_lineage(params: Params, task: str) -> None:
-    """Log the task's raw data, prepared data and backbone as MLflow dataset inputs with their
-    ``dvc.lock`` hashes as digests (inputs the lock does not list yet are left out)."""
-    import warnings
-
-    import mlflow
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.meta_dataset import MetaDataset
-
+def lineage_inputs(params: Params, task: str) -> list[dict]:
+    """The task's raw data, prepared data and backbone as dataset inputs: path, name, ``dvc.lock``
+    md5 and context (inputs the lock does not list yet are left out)."""
     cfg = params.task(task)
     wanted = [
         (f"prepare@{task}", "deps", "raw data", "source"),
         (f"prepare@{task}", "outs", "prepared data", "training"),
         (f"backbone@{cfg.backbone}", "outs", "backbone", "backbone"),
     ]
+    inputs = []
     for stage, kind, label, context in wanted:
         for path, info in lock_hashes(stage).items():
-            if info["kind"] != kind or path.startswith("pipeline"):
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "source can be interpreted in multiple ways": both local
-                source = resolve_dataset_source(str((PROJECT_ROOT / path).resolve()))
-            dataset = MetaDataset(source, name=f"{task} {label}", digest=info["md5"].removesuffix(".dir")[:36])
-            mlflow.log_input(dataset, context=context, tags={"dvc.path": path, "dvc.md5": info["md5"]})
+            if info["kind"] == kind and not path.startswith("pipeline"):
+                inputs.append({"path": path, "name": f"{task} {label}", "md5": info["md5"], "context": context})
+    return inputs
+
+
+def log_lineage(inputs: list[dict]) -> None:
+    """Log :func:`lineage_inputs` to the active run, the md5 as each dataset's digest."""
+    import warnings
+
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for item in inputs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "source can be interpreted in multiple ways": both local
+            source = resolve_dataset_source(str((PROJECT_ROOT / item["path"]).resolve()))
+        dataset = MetaDataset(source, name=item["name"], digest=item["md5"].removesuffix(".dir")[:36])
+        mlflow.log_input(dataset, context=item["context"], tags={"dvc.path": item["path"], "dvc.md5": item["md5"]})
 
 
 def run_params(params: Params, task: str) -> dict[str, Any]:
@@ -129,63 +136,3 @@ def run_tags(params: Params, task: str) -> dict[str, str]:
     tags.update({f"package.{name}": version for name, version in package_versions().items()})
     return tags
 
-
-@contextmanager
-def task_run(params: Params, task: str, run_id: str | None = None) -> Iterator[Any]:
-    """Open the task's MLflow run: resume ``run_id`` when it exists in the store, else start one."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    uri = params.tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    experiment = params.tracking.experiment
-    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(experiment) is None:
-        # keep a local store's artifacts beside its database, wherever the stage runs from
-        database = Path(uri.removeprefix("sqlite:///"))
-        mlflow.create_experiment(experiment, artifact_location=(database.parent / "mlartifacts").as_uri())
-    mlflow.set_experiment(experiment)
-    if run_id:
-        try:
-            mlflow.get_run(run_id)
-        except MlflowException:
-            run_id = None
-    tags = run_tags(params, task)
-    name = f"{task}@{tags['dvc_exp_name']}" if "dvc_exp_name" in tags else task
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else name) as run:
-        if not run_id:
-            mlflow.set_tags(tags)
-            mlflow.log_params(run_params(params, task))
-            log_inputs_lineage(params, task)
-        yield run
-
-
-def run_record(run: Any) -> dict[str, str]:
-    """Where a run lives: id, name, experiment, pipeline execution and tracking URI."""
-    import mlflow
-
-    return {
-        "run_id": run.info.run_id,
-        "run_name": run.info.run_name,
-        "experiment_id": run.info.experiment_id,
-        "pipeline_run": run.data.tags.get("pipeline_run", ""),
-        "tracking_uri": mlflow.get_tracking_uri(),
-    }
-
-
-def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    """Log numeric metrics to the active run (dotted keys for nesting)."""
-    import mlflow
-
-    flat = {key: float(value) for key, value in flatten(metrics).items() if isinstance(value, (int, float))}
-    mlflow.log_metrics(flat, step=step)
-
-
-def log_artifacts(paths: list[Path], artifact_path: str | None = None) -> None:
-    """Attach files or directories to the active run."""
-    import mlflow
-
-    for path in paths:
-        if path.is_dir():
-            mlflow.log_artifacts(str(path), artifact_path=f"{artifact_path}/{path.name}" if artifact_path else path.name)
-        elif path.exists():
-            mlflow.log_artifact(str(path), artifact_path=artifact_path)

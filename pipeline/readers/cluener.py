@@ -10,12 +10,11 @@ and field. ``"label": {}`` (or ``null``) is an example without entities.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from pipeline.readers.base import DataSource, ReadReport
-from pipeline.readers.files import DataError, numbered_lines
+from pipeline.readers.files import DataError, check_unicode, numbered_lines, parse_json_line
 from pipeline.spans import remove_overlaps
 
 
@@ -32,15 +31,13 @@ def read_cluener(source: CluenerSource, path: Path, split: str, report: ReadRepo
         if not line.strip():
             report.skip(split, "empty line")
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        obj = parse_json_line(line, where)
         if not isinstance(obj, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
         text = obj.get("text")
         if not isinstance(text, str):
             raise DataError(f"{where}: field 'text' is missing or not a string")
+        check_unicode(text, f"{where}: field 'text'")
         if "label" not in obj:
             raise DataError(f"{where}: field 'label' is missing (an unlabelled file cannot be a split)")
         if not text.strip():
@@ -65,8 +62,11 @@ def _spans(label: Any, text: str, where: str) -> Iterator[tuple[int, int, str, s
         raise DataError(f"{where}: field 'label' must be an object {{type: {{mention: [[start, end]]}}}}")
     for entity_type, mentions in label.items():
         field = f"label.{entity_type}"
-        if not entity_type.strip() or not isinstance(mentions, dict):
-            raise DataError(f"{where}: field '{field}' must be a non-empty type mapping mentions to spans")
+        if not entity_type or entity_type != entity_type.strip() or not isinstance(mentions, dict):
+            raise DataError(
+                f"{where}: field '{field}' must be a non-empty type (no surrounding spaces) mapping mentions to spans"
+            )
+        check_unicode(entity_type, f"{where}: field 'label': type")
         for mention, pairs in mentions.items():
             if not isinstance(pairs, list) or not all(_is_pair(pair) for pair in pairs):
                 raise DataError(f"{where}: field '{field}.{mention}' must be a list of [start, end] integer pairs")

@@ -42,9 +42,11 @@ def read_conll(source: ConllSource, path: Path, split: str, report: ReadReport) 
                 yield _sentence(tokens, tags, f"{split}-{first_line}", split, report)
             tokens, tags = [], []
             continue
-        if len(fields) < needed:
+        # token_column 0 and tag_column -1 are one and the same field on a line of one column ('O')
+        if len(fields) < needed or source.token_column % len(fields) == source.tag_column % len(fields):
             raise DataError(
-                f"{path}:{line_no}: expected at least {needed} whitespace-separated columns, found {len(fields)}"
+                f"{path}:{line_no}: expected at least {max(needed, 2)} whitespace-separated columns, "
+                f"found {len(fields)}"
             )
         tag = fields[source.tag_column]
         try:

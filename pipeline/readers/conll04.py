@@ -8,12 +8,11 @@ Relations are the canonical triples (head = subject, tail = object); entity type
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from pipeline.readers.base import DataSource, ReadReport
-from pipeline.readers.files import DataError, open_bytes
+from pipeline.readers.files import DataError, check_unicode, read_json_document
 
 
 class CoNLL04Source(DataSource):
@@ -24,11 +23,7 @@ class CoNLL04Source(DataSource):
 
 def read_conll04(source: CoNLL04Source, path: Path, split: str, report: ReadReport) -> Iterator[dict]:
     """Yield ``{"id", "text", "triples"}`` per sentence; repeated relations are counted skips."""
-    with open_bytes(path) as handle:
-        try:
-            sentences = json.loads(handle.read().decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not a valid UTF-8 JSON file ({exc})") from None
+    sentences = read_json_document(path, "CoNLL04 JSON")
     if not isinstance(sentences, list):
         raise DataError(f"{path}: expected a JSON list of sentences, got {type(sentences).__name__}")
     for index, sentence in enumerate(sentences):
@@ -79,6 +74,9 @@ def _tokens(sentence: Any, where: str) -> list[str]:
     for position, token in enumerate(tokens):
         if not isinstance(token, str):
             raise DataError(f"{where}: tokens[{position}] should be a string, got {type(token).__name__}")
+        if not token.strip():  # it would make empty or blank mentions
+            raise DataError(f"{where}: tokens[{position}] is empty or only whitespace: {token!r}")
+        check_unicode(token, f"{where}: tokens[{position}]")
     return tokens
 
 
@@ -96,6 +94,8 @@ def _relation(relation: Any, n_tokens: int, where: str) -> tuple[tuple[int, int]
     """``((head_start, head_end), (tail_start, tail_end), type)``, checked against the sentence."""
     if not (isinstance(relation, list) and len(relation) == 5 and isinstance(relation[4], str)):
         raise DataError(f"{where}: expected [head_start, head_end, tail_start, tail_end, type], got {relation!r}")
+    if not check_unicode(relation[4], f"{where}: type").strip():
+        raise DataError(f"{where}: the relation type is empty")
     bounds = relation[:4]
     if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
         raise DataError(f"{where}: token indices should be integers, got {bounds!r}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from pipeline.readers.base import DataSource, ReadReport
-from pipeline.readers.files import DataError, numbered_lines, open_bytes
+from pipeline.readers.files import DataError, check_unicode, numbered_lines, open_bytes, parse_json_line, utf8_error
 
 
 class DuIESource(DataSource):
@@ -38,18 +38,16 @@ def read_duie(source: DuIESource, path: Path, split: str, report: ReadReport) ->
             report.skip(split, "empty line")
             continue
         where = f"{path}:{line_no}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-        text = _field(row, "text", str, where)
+        row = parse_json_line(line, where)
+        text = check_unicode(_field(row, "text", str, where), f"{where}: field 'text'")
         spo_list = _field(row, "spo_list", list, where)
         triples, seen = [], set()
         for index, spo in enumerate(spo_list):
             triple = _triple(spo, text, predicates, f"{where}: spo_list[{index}]", split, report)
             if triple is None:
                 continue
-            key = (triple["subject"]["start"], triple["predicate"], triple["object"]["start"], triple["object"]["end"])
+            subject, obj = triple["subject"], triple["object"]
+            key = (subject["start"], subject["end"], triple["predicate"], obj["start"], obj["end"])
             if key in seen:
                 report.skip(split, "repeated triple")
                 continue
@@ -61,14 +59,20 @@ def read_duie(source: DuIESource, path: Path, split: str, report: ReadReport) ->
 def read_schema(path: Path) -> set[str]:
     """The predicates of a DuIE schema file (a JSON array, or JSON lines, of ``{"predicate": ...}``)."""
     with open_bytes(path) as handle:
-        raw = handle.read().decode("utf-8-sig")
+        data = handle.read()
+    try:
+        raw = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise utf8_error(path, data) from None
     try:
         entries = json.loads(raw)
-    except json.JSONDecodeError:
-        try:
-            entries = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not a JSON array nor JSON lines ({exc.msg})") from None
+    except (RecursionError, ValueError):
+        try:  # JSON lines end at '\n' only: a raw U+2028 or U+0085 inside a string is not a line break
+            entries = [json.loads(line) for line in raw.split("\n") if line.strip()]
+        except (RecursionError, ValueError) as exc:
+            raise DataError(f"{path}: not a JSON array nor JSON lines ({getattr(exc, 'msg', exc)})") from None
+    if isinstance(entries, dict):  # JSON lines of a single entry
+        entries = [entries]
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a JSON array of schema entries")
     predicates = set()
@@ -88,7 +92,9 @@ def _triple(
 ) -> dict | None:
     """One canonical triple, or None (counted in ``report``) when it cannot be placed."""
     subject = _field(spo, "subject", str, where)
-    predicate = _field(spo, "predicate", str, where)
+    predicate = check_unicode(_field(spo, "predicate", str, where), f"{where}: field 'predicate'")
+    if not predicate.strip():
+        raise DataError(f"{where}: field 'predicate' is empty")
     value = _field(spo, "object", (str, dict), where)
     if isinstance(value, dict):
         for slot in sorted(set(value) - {"@value"}):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 class DataError(ValueError):
@@ -47,3 +49,66 @@ def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
             if line_no == 1:
                 line = line.removeprefix("\ufeff")
             yield line_no, line.rstrip("\r\n")
+
+
+def utf8_error(path: str | Path, data: bytes, universal_newlines: bool = False) -> DataError:
+    """The :class:`DataError` for ``data`` (the bytes of ``path``) that is not UTF-8, naming its first bad line.
+
+    Lines end at ``\\n`` (JSON), or also at ``\\r`` with ``universal_newlines`` (CSV).
+    """
+    lines = re.split(rb"\r\n|\r|\n", data) if universal_newlines else data.split(b"\n")
+    for line_no, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return DataError(f"{path}:{line_no}: not valid UTF-8 (byte {exc.start}: {exc.reason})")
+    return DataError(f"{path}: not valid UTF-8")
+
+
+def check_unicode(value: str, where: str) -> str:
+    """``value``; a :class:`DataError` at ``where`` if it holds a lone surrogate (a JSON ``\\ud800``
+    escape without its pair), which is not text and cannot be written to the prepared UTF-8 files."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise DataError(f"{where}: lone surrogate {bad!r} at character {exc.start} is not valid Unicode") from None
+    return value
+
+
+def parse_json_line(line: str, where: str) -> Any:
+    """One line of a JSON-lines file; a :class:`DataError` prefixed by ``where`` (``file:line``) if it
+    does not parse (including nesting too deep and integers with too many digits)."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (RecursionError, ValueError) as exc:
+        raise DataError(f"{where}: not valid JSON ({exc})") from None
+
+
+def read_json_objects(path: str | Path) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSON-lines file of objects."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row = parse_json_line(line, f"{path}:{line_no}")
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+            rows.append((line_no, row))
+    return rows
+
+
+def read_json_document(path: str | Path, what: str) -> Any:
+    """The JSON document in ``path`` (UTF-8, a leading BOM allowed); a :class:`DataError` naming the line
+    of the first undecodable byte, or saying why it is not valid ``what``."""
+    with open_bytes(path) as handle:
+        raw = handle.read()
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise utf8_error(path, raw) from None
+    except (RecursionError, ValueError) as exc:  # also: nested too deeply, an integer with too many digits
+        raise DataError(f"{path}: not valid {what} ({exc})") from None

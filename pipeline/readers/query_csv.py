@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 
 from pipeline.query_concat import check_template
 from pipeline.readers.base import DataSource, ReadReport
-from pipeline.readers.files import DataError, open_bytes
+from pipeline.readers.files import DataError, open_bytes, utf8_error
 
 #: column names that carry meaning; any other name (conventionally ``_``) is read and ignored
 KNOWN_COLUMNS = ("text", "query", "answer")
@@ -120,8 +120,10 @@ def _csv_rows(source: QueryCsvSource, path: Path, split: str, report: ReadReport
                 fields = next(rows)
             except StopIteration:
                 return
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{rows.line_num + 1}: not valid UTF-8 ({exc.reason})") from None
+            except UnicodeDecodeError:
+                # the decoder reads ahead of the CSV parser: find the bad line in the bytes themselves
+                with open_bytes(path) as again:
+                    raise utf8_error(path, again.read(), universal_newlines=True) from None
             except csv.Error as exc:
                 raise DataError(f"{path}:{rows.line_num}: malformed CSV ({exc})") from None
             line_no, next_line = next_line, rows.line_num + 1

@@ -9,14 +9,13 @@ answers (or a SQuAD 2.0 ``is_impossible`` one) is skipped or kept as unanswerabl
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.readers.base import ReadReport
-from pipeline.readers.files import DataError, open_bytes
+from pipeline.readers.files import DataError, check_unicode, read_json_document
 from pipeline.readers.query_csv import NO_ANSWER_KEPT, NO_ANSWER_SKIPPED, NOT_IN_TEXT, QuerySource, locate_answer
 
 #: question words that name a query-type bucket, checked in this order ("how many" before "how")
@@ -39,16 +38,12 @@ def question_bucket(question: str) -> str:
 
 def read_squad(source: SquadSource, path: Path, split: str, report: ReadReport) -> Iterator[dict]:
     """Yield one span record per question; the ``id`` is ``<split>-<question id>``."""
-    with open_bytes(path) as handle:
-        try:
-            data = json.load(handle)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not valid SQuAD JSON ({exc})") from None
+    data = read_json_document(path, "SQuAD JSON")
     articles = _field(data, "data", list, path, "")
     for a, article in enumerate(articles):
         for p, paragraph in enumerate(_field(article, "paragraphs", list, path, f"data[{a}]")):
             where = f"data[{a}].paragraphs[{p}]"
-            context = _field(paragraph, "context", str, path, where)
+            context = check_unicode(_field(paragraph, "context", str, path, where), f"{path}: {where}.context")
             for q, qa in enumerate(_field(paragraph, "qas", list, path, where)):
                 record = _question(qa, context, source, path, f"{where}.qas[{q}]", split, report)
                 if record is not None:
@@ -58,17 +53,22 @@ def read_squad(source: SquadSource, path: Path, split: str, report: ReadReport) 
 def _question(
     qa: Any, context: str, source: SquadSource, path: Path, where: str, split: str, report: ReadReport
 ) -> dict | None:
-    question = _field(qa, "question", str, path, where).strip()
-    qid = _field(qa, "id", str, path, where)
+    question = check_unicode(_field(qa, "question", str, path, where), f"{path}: {where}.question").strip()
+    qid = check_unicode(_field(qa, "id", str, path, where), f"{path}: {where}.id")
     if not question:
         raise DataError(f"{path}: {where}.question is empty")
+    given = qa.get("answers", [])
+    if not isinstance(given, list):
+        raise DataError(f"{path}: {where}.answers: expected list, got {type(given).__name__}")
     answers: list[dict] = []
-    for n, answer in enumerate(qa.get("answers", []) if not qa.get("is_impossible") else []):
+    for n, answer in enumerate(given if not qa.get("is_impossible") else []):
         text = _field(answer, "text", str, path, f"{where}.answers[{n}]")
         start = answer.get("answer_start")
+        # a negative start would slice from the end (and a bool is an int): neither points at the answer
+        valid_start = isinstance(start, int) and not isinstance(start, bool) and start >= 0
         span = (
             {"start": start, "end": start + len(text), "text": text}
-            if isinstance(start, int) and text and context[start : start + len(text)] == text
+            if valid_start and text and context[start : start + len(text)] == text
             else locate_answer(context, text)
         )
         if span is None:

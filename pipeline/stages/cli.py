@@ -1,28 +1,48 @@
-"""What every stage entry point shares: argument parsing and one-line error messages."""
+"""What every stage entry point shares: argument parsing, the preflight check and one-line error messages.
+
+Every stage validates params.yaml and the files it names (:mod:`pipeline.preflight`) before it
+does any work, so a bad key, value, data file or backbone stops it in about a second, before
+TensorFlow is imported: each problem is one ``error: file:line: key.path: reason; hint: ...`` line
+on stderr, exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, load_params
 from pipeline.readers import DataError
 
-#: errors caused by the user's params or data: reported in one line, exit status 2
+#: errors caused by the user's params or data: reported in one line each, exit status 2
 USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
 
 
+def fail(exc: BaseException) -> NoReturn:
+    """Print ``exc`` as ``error: ...`` lines (one per problem) on stderr and exit with status 2."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"error: {line}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run_stage(description: str, what: str, action: Callable[[Params, str], object]) -> None:
-    """Parse ``<name> [--params FILE]``, load params and run ``action(params, name)``."""
+    """Parse ``<name> [--params FILE]``, load and preflight-check params, run ``action(params, name)``.
+
+    ``what`` is ``"task"`` or ``"backbone"``: the task check covers the task's data files and its
+    backbone's source files, the backbone check that backbone's source files.
+    """
+    from pipeline.preflight import check_stage
+
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(what, help=f"the {what} to process, as named in params.yaml")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
     args = parser.parse_args()
+    name = getattr(args, what)
     try:
         params = load_params(args.params)
-        action(params, getattr(args, what))
+        check_stage(params, what, name, args.params)
+        action(params, name)
     except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        fail(exc)

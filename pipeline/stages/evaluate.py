@@ -19,10 +19,9 @@ if TYPE_CHECKING:
 
 def evaluate(params: Params, task: str) -> dict:
     """Predict the test split, score it, write reports; return metrics.json's content."""
-    from pipeline import tracking
     from pipeline.bundle import read_bundle
-    from pipeline.mlflow_model import log_task_model
     from pipeline.reporting import read_jsonl, write_json, write_jsonl, write_mistakes
+    from pipeline.task_run import task_run
     from pipeline.training.trainer import encode_all, subsample
 
     cfg = params.task(task)
@@ -53,14 +52,19 @@ def evaluate(params: Params, task: str) -> dict:
     write_json(out / "metrics.json", metrics)
     print(f"[evaluate] {task}: test {metrics['test']} | baseline {metrics['baseline']}")
 
-    with tracking.task_run(params, task, trained.run_id()):
-        tracking.log_metrics({key: metrics[key] for key in ("test", "test_detail", "baseline")})
-        tracking.log_artifacts([out / "metrics.json", *files, details / "predictions.jsonl"], "evaluation")
+    with task_run(params, task, trained.run_reference()) as run:
+        run.log_metrics({key: metrics[key] for key in ("test", "test_detail", "baseline")})
+        run.log_artifacts([out / "metrics.json", *files, details / "predictions.jsonl"], "evaluation")
         rows, outputs = model_examples(kind, cfg, test_records, predictions)
-        info = log_task_model(trained.directory, rows, outputs)
+        logged_model_uri = run.log_model(trained.directory, rows, outputs)
     # not cached by DVC (cache: false): keeps DVC's run cache from restoring an evaluation without a run
-    write_json(out / "model.json", {"model_uri": f"runs:/{trained.run_id()}/model", "logged_model_uri": info.model_uri,
-                                    "inputs": list(kind.input_columns(cfg)), "example": rows[:1]})
+    write_json(out / "model.json", {
+        "model_uri": f"runs:/{run.run_id}/model" if logged_model_uri else None,
+        "logged_model_uri": logged_model_uri,
+        "outbox": run.record()["outbox"],
+        "inputs": list(kind.input_columns(cfg)),
+        "example": rows[:1],
+    })
     return metrics
 
 

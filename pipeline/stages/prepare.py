@@ -1,7 +1,8 @@
 """Prepare stage: upstream files -> canonical JSON-lines records per split.
 
 ``python -m pipeline.stages.prepare <task>`` writes ``data/prepared/<task>/{train,dev,test}.jsonl``
-and ``summary.json`` (counts per split and label, skipped rows, carved splits).
+and ``summary.json`` (counts per split and label, skipped rows, carved splits and, when
+``data.dedupe`` is not ``none``, the duplicates found and the records removed).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections import Counter
 from pipeline.config import Params
 from pipeline.paths import prepared_dir
 from pipeline.readers import SPLITS, DataError, DataSource, ReadReport, read_split
+from pipeline.readers.base import dedupe_splits
 from pipeline.reporting import write_json, write_jsonl
 from pipeline.splits import carve_splits
 
@@ -29,6 +31,7 @@ def prepare(params: Params, task: str) -> dict:
     if source.label_names:
         for split in SPLITS:
             _rename_labels(splits[split], source, directory / (getattr(source, split) or source.train), task)
+    splits, deduped = dedupe_splits(splits, source.dedupe)
     out = prepared_dir(task)
     for split in SPLITS:
         write_jsonl(out / f"{split}.jsonl", splits[split])
@@ -40,9 +43,13 @@ def prepare(params: Params, task: str) -> dict:
         "skipped": report.as_dict(),
         "carved": carved,
     }
+    if deduped:  # only then: with the default (none) the summary stays as it always was
+        summary["dedupe"] = deduped
     write_json(out / "summary.json", summary)
-    print(f"[prepare] {task}: " + ", ".join(f"{s} {n}" for s, n in summary["records"].items()), end="")
-    print(f"; skipped {summary['skipped']}" if summary["skipped"] else "")
+    notes = [f"skipped {summary['skipped']}"] if summary["skipped"] else []
+    notes += [f"dedupe {source.dedupe} removed {deduped['removed']}"] if deduped else []
+    counts = ", ".join(f"{s} {n}" for s, n in summary["records"].items())
+    print(f"[prepare] {task}: {counts}" + "".join(f"; {note}" for note in notes))
     return summary
 
 

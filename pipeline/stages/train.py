@@ -16,12 +16,15 @@ from pipeline.paths import backbone_dir, prepared_dir, reports_dir, task_model_d
 
 def train(params: Params, task: str) -> dict:
     """Fine-tune one task; return its best dev row."""
-    from pipeline import bundle, tf_runtime, tracking
-    from pipeline.backbone.manifest import read_manifest
+    from pipeline import bundle, tf_runtime
+    from pipeline.backbone.manifest import MANIFEST, read_manifest
+    from pipeline.data_health import health_metrics
     from pipeline.kinds import get_kind
     from pipeline.modeling import build_task_model
-    from pipeline.reporting import plot_history, read_jsonl, write_json
+    from pipeline.reporting import plot_history, read_json, read_jsonl, write_json
+    from pipeline.task_run import mark_killed, task_run
     from pipeline.tokenization import build_tokenizer
+    from pipeline.training.checkpoints import TrainingCheckpoints, checkpoint_dir, fingerprint
     from pipeline.training.trainer import DevEvaluation, encode_all, fit, subsample
 
     cfg = params.task(task)
@@ -45,22 +48,38 @@ def train(params: Params, task: str) -> dict:
     bundle.start_bundle(work_dir, files.config, files.vocab)
     reports = reports_dir(task)
     reports.mkdir(parents=True, exist_ok=True)
+    checkpoints = TrainingCheckpoints(
+        checkpoint_dir(task),
+        fingerprint(cfg, labels, [data / "train.jsonl", data / "dev.jsonl", files.config, backbone_dir(cfg.backbone) / MANIFEST]),
+    )
+    previous = checkpoints.previous_attempt()
+    if previous and mark_killed(params, previous):
+        print(f"[train] {task}: the interrupted attempt's run is marked KILLED", flush=True)
 
-    with tracking.task_run(params, task) as run:
+    with task_run(params, task) as run:
+        checkpoints.record_attempt(run.reference())
+        if previous:
+            run.set_tags({"resumed_from_run": previous.get("run_id") or previous.get("outbox") or ""})
+        health = reports / "data_health.json"
+        if health.is_file():
+            run.log_metrics(health_metrics(read_json(health)))
+            run.log_artifacts([health], "data")
+
         def record_epoch(row: dict) -> None:
-            tracking.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
             write_json(reports / "history.json", evaluation.history)
+            checkpoints.record_attempt(run.reference())
 
         evaluation = DevEvaluation(
             kind, dev_records, dev_features, labels, cfg.batch_size, work_dir / bundle.WEIGHTS, record_epoch,
             metric=kind.selection_metric(cfg),
         )
-        fit(kind, model, cfg, train_features, evaluation)
+        resumed = fit(kind, model, cfg, train_features, evaluation, checkpoints)
         best = evaluation.best or {}
         plot_history(evaluation.history, reports / "training_curves.png", f"{task} ({cfg.kind})")
-        tracking.log_metrics({f"best_{k}": v for k, v in best.items() if k.startswith("dev_")})
-        tracking.log_metrics({"best_epoch": best.get("epoch", 0), "train_records": len(train_records)})
-        tracking.log_artifacts([reports / "history.json", reports / "training_curves.png"], "training")
+        run.log_metrics({f"best_{k}": v for k, v in best.items() if k.startswith("dev_")})
+        run.log_metrics({"best_epoch": best.get("epoch", 0), "train_records": len(train_records), "resumed_epochs": resumed})
+        run.log_artifacts([reports / "history.json", reports / "training_curves.png"], "training")
         bundle.write_meta(
             work_dir,
             {
@@ -73,12 +92,13 @@ def train(params: Params, task: str) -> dict:
                 "best": best,
             },
         )
-        bundle.write_run(work_dir, run.info.run_id, params.tracking_uri())
+        bundle.write_run(work_dir, run.reference())
         # not cached by DVC (cache: false), which keeps DVC's run cache from restoring a training without a run
-        write_json(reports / "mlflow_run.json", tracking.run_record(run))
+        write_json(reports / "mlflow_run.json", run.record())
     if final_dir.exists():
         shutil.rmtree(final_dir)
     os.replace(work_dir, final_dir)
+    checkpoints.clear()
     return best
 
 

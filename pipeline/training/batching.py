@@ -71,6 +71,11 @@ class TrainingBatches:
     def __len__(self) -> int:
         return -(-len(self.features) // self.batch_size)
 
+    def skip_epochs(self, epochs: int) -> None:
+        """Advance the shuffling as if ``epochs`` epochs had been drawn (resuming a training)."""
+        for _ in range(epochs):
+            bucketed_batches(self.lengths, self.batch_size, self.rng)
+
     def forever(self) -> Iterator[tuple[list[np.ndarray], np.ndarray] | tuple[list[np.ndarray]]]:
         while True:
             for batch in bucketed_batches(self.lengths, self.batch_size, self.rng):

@@ -17,6 +17,7 @@ from pipeline.kinds.base import Features, TaskKind
 from pipeline.tf_runtime import keras
 from pipeline.tokenization import TextTokenizer
 from pipeline.training.batching import TrainingBatches
+from pipeline.training.checkpoints import EpochCheckpoint, TrainingCheckpoints
 from pipeline.training.optimizer import build_optimizer
 
 
@@ -59,6 +60,14 @@ class DevEvaluation(keras.callbacks.Callback):
         self.best: dict | None = None
         self._started = time.monotonic()
 
+    def resume(self, history: list[dict], best: dict | None) -> None:
+        """Continue from an interrupted training's history (its best weights already in place)."""
+        self.history, self.best = list(history), best
+        if history:
+            self._started = time.monotonic() - history[-1].get("seconds", 0.0)
+        for row in self.history:
+            self.on_epoch(row)
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         predictions = self.kind.predict(self.model, self.dev, self.dev_features, self.labels, self.batch_size * 2)
         scores = self.kind.score(self.dev, predictions, self.labels)
@@ -86,18 +95,38 @@ def fit(
     cfg: TaskConfig,
     train_features: Sequence[Features],
     evaluation: DevEvaluation,
-) -> None:
-    """Compile with AdamW + warm-up and train ``cfg.epochs`` epochs on length-bucketed batches."""
+    checkpoints: TrainingCheckpoints | None = None,
+) -> int:
+    """Compile with AdamW + warm-up and train ``cfg.epochs`` epochs on length-bucketed batches.
+
+    With ``checkpoints``, the state is saved after every epoch, and a saved state of this same
+    training is resumed: model, optimizer (hence the learning-rate schedule's position), dev history,
+    best weights and batch shuffling continue from the last completed epoch. Returns the number of
+    epochs that were resumed (0 for a fresh training).
+    """
     batches = TrainingBatches(train_features, cfg.batch_size, cfg.seed, kind.train_inputs)
     model.compile(
         loss=kind.loss(model),
         optimizer=build_optimizer(cfg.learning_rate, cfg.weight_decay, len(batches) * cfg.epochs, cfg.warmup_proportion),
     )
+    done, callbacks = 0, [evaluation]
+    if checkpoints is not None:
+        state = checkpoints.state()
+        if state is not None and state["epochs_done"] <= cfg.epochs:
+            checkpoints.restore(model, state, evaluation.weights_path)
+            evaluation.resume(state["history"], state["best"])
+            batches.skip_epochs(state["epochs_done"])
+            done = state["epochs_done"]
+            print(f"resuming after epoch {done} of {cfg.epochs} (optimizer step {int(model.optimizer.iterations.numpy())})",
+                  flush=True)
+        callbacks.append(EpochCheckpoint(checkpoints, evaluation))
     model.fit(
         batches.forever(),
         steps_per_epoch=len(batches),
+        initial_epoch=done,
         epochs=cfg.epochs,
-        callbacks=[evaluation],
+        callbacks=callbacks,
         class_weight=kind.class_weight(train_features, evaluation.labels, cfg),
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    return done

@@ -1,0 +1,69 @@
+"""Validate stage: the health of a task's prepared data, before any training.
+
+``python -m pipeline.stages.validate <task>`` reads ``data/prepared/<task>/`` and writes
+``reports/<task>/data_health.json``; fatal problems stop it (exit status 2) with
+``error: <file>:<line>: field '<field>': <what>``. The report::
+
+    {"task", "kind", "language", "maxlen", "tokenizer", "label_field",   # label | entity type | query type | predicate
+     "splits": {"train" | "dev" | "test": {
+         "examples": int,
+         "labels": {label: count},                       # classes, entity types, query types or predicates
+         "empty_texts": {"skipped_by_reader": int, "in_prepared_data": int},
+         "reader_skips": {reason: count},                # summary.json "skipped" (rows skipped, repaired, merged)
+         "bio_repairs": {"i_without_b": int, "type_change": int},
+         "encoding_problems": {"texts": int, "by_kind": {kind: count}, "example_ids": [...]},
+         "duplicates": {"same_input", "exact", "conflicting_inputs", "conflicting_examples": int,
+                        "example_ids": [...], "conflicting_ids": [[...]]},
+         "truncation": {"maxlen", "texts": int, "share": float, "example_ids": [...],
+                        # kinds with labelled spans:
+                        "unit": "entities" | "answers" | "triples", "units": int, "units_lost": int, "lost_ids": [...]},
+         "unseen_labels": {label: count}}},              # dev and test only: labels train never has
+     "overlap": {"dev_in_train" | "test_in_train" | "test_in_dev": {
+         "examples", "distinct_inputs", "conflicting_labels": int, "example_ids": [...], "conflicting_ids": [...]}},
+     "dedupe": {"mode", "found_before_dedupe": {"exact_duplicates": {split: int}, "overlap": {pair: int}},
+                "removed": {split: {reason: int}}, "removed_ids": {split: [...]}},
+     "notes": [...], "warnings": [sentence, ...], "fatal": [message, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.config import PROJECT_ROOT, Params
+from pipeline.paths import backbone_dir, prepared_dir, reports_dir
+from pipeline.readers import SPLITS
+
+REPORT = "data_health.json"
+
+
+def validate(params: Params, task: str) -> dict:
+    """Check one task's prepared data; write and return its report (a DataError on fatal problems)."""
+    from pipeline.backbone.manifest import read_manifest
+    from pipeline.data_health import build_health, summary_lines
+    from pipeline.data_health.fatal import Locator, find_problems, raise_fatal, read_records
+    from pipeline.data_health.truncation import measure_for
+    from pipeline.reporting import write_json
+
+    cfg = params.task(task)
+    data = prepared_dir(task)
+    out = reports_dir(task) / REPORT
+    summary = json.loads((data / "summary.json").read_text(encoding="utf-8"))
+    splits = {split: read_records(data / f"{split}.jsonl") for split in SPLITS}
+    problems = find_problems(splits, cfg.kind)
+    if problems:
+        messages = [Locator.for_task(params, task).message(problem) for problem in problems]
+        write_json(out, {"task": task, "kind": cfg.kind, "warnings": [], "fatal": messages})
+        raise_fatal(messages, out)
+    files = read_manifest(backbone_dir(cfg.backbone))
+    measure, tokenizer = measure_for(cfg.language, files.vocab, files.lowercase)
+    health = build_health(task, cfg, splits, summary, measure, tokenizer)
+    write_json(out, health)
+    shown = out.relative_to(PROJECT_ROOT) if out.is_relative_to(PROJECT_ROOT) else out
+    print("\n".join(summary_lines(health, str(shown))))
+    return health
+
+
+if __name__ == "__main__":
+    from pipeline.stages.cli import run_stage
+
+    run_stage("Check a task's prepared data and write reports/<task>/data_health.json.", "task", validate)

@@ -1,0 +1,132 @@
+"""Per-epoch training state, so that an interrupted training resumes where it stopped.
+
+``models/checkpoints/<task>/`` (outside DVC's outputs, which DVC deletes before re-running a stage):
+
+* ``attempt.json`` -- the MLflow run of the attempt in progress (marked KILLED by the next attempt
+  if the process died without closing it);
+* ``epoch-<n>/`` -- after every completed epoch: a TensorFlow checkpoint of the model *and* the
+  optimizer (Adam moments and the step counter that drives the warm-up/decay schedule) plus the
+  best dev weights so far;
+* ``state.json`` -- written last, atomically: the epochs done, the dev history, the best row, and a
+  fingerprint of everything that shapes training (the task's params, labels, prepared data, backbone
+  and training code).
+
+A state whose fingerprint differs, or an epoch directory that ``state.json`` does not name (a save
+cut short), is never resumed from. The directory is removed once training has finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+from pipeline.config import PROJECT_ROOT, TaskConfig
+from pipeline.tf_runtime import keras, tf
+
+STATE = "state.json"
+ATTEMPT = "attempt.json"
+BEST = "best.weights.h5"
+#: code whose change makes an old checkpoint meaningless
+TRAINING_CODE = ("pipeline/kinds", "pipeline/training", "pipeline/modeling.py", "pipeline/tokenization.py")
+
+
+def checkpoint_dir(task: str, root: Path = PROJECT_ROOT) -> Path:
+    """``models/checkpoints/<task>``."""
+    return root / "models" / "checkpoints" / task
+
+
+def fingerprint(cfg: TaskConfig, labels: list[str], files: Iterable[Path], root: Path = PROJECT_ROOT) -> str:
+    """A hash of the params, labels, input files (prepared data, backbone manifest and config) and
+    the training code: resuming is only safe when all of them are unchanged."""
+    digest = hashlib.sha256(json.dumps({"cfg": cfg.model_dump(), "labels": labels}, sort_keys=True).encode())
+    code = sorted(p for name in TRAINING_CODE for p in ((root / name).rglob("*.py") if (root / name).is_dir() else [root / name]))
+    for path in [*files, *code]:
+        digest.update(str(path.name).encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class TrainingCheckpoints:
+    """Saves and restores the per-epoch state of one task's training."""
+
+    def __init__(self, directory: Path, fingerprint: str) -> None:
+        self.directory, self.fingerprint = directory, fingerprint
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    # --- the attempt in progress ------------------------------------------------------------------
+
+    def previous_attempt(self) -> dict | None:
+        """The run reference of an earlier attempt that never finished, if any."""
+        path = self.directory / ATTEMPT
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def record_attempt(self, run_reference: dict) -> None:
+        _write_json(self.directory / ATTEMPT, run_reference)
+
+    # --- epoch state ------------------------------------------------------------------------------
+
+    def state(self) -> dict | None:
+        """The last completed epoch's state, if it belongs to this training (same fingerprint)."""
+        path = self.directory / STATE
+        if not path.is_file():
+            return None
+        state = json.loads(path.read_text(encoding="utf-8"))
+        complete = (self.directory / state.get("checkpoint", "-") / BEST).is_file()
+        return state if state.get("fingerprint") == self.fingerprint and complete else None
+
+    def save(self, epoch: int, model: Any, history: list[dict], best: dict | None, best_weights: Path) -> None:
+        """Save the model, optimizer and dev history after ``epoch`` (1-based) epochs."""
+        name = f"epoch-{epoch}"
+        tmp = self.directory / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(tmp / "ckpt"))
+        shutil.copyfile(best_weights, tmp / BEST)
+        shutil.rmtree(self.directory / name, ignore_errors=True)
+        os.replace(tmp, self.directory / name)
+        _write_json(self.directory / STATE, {
+            "fingerprint": self.fingerprint, "epochs_done": epoch, "checkpoint": name,
+            "history": history, "best": best,
+        })
+        for old in self.directory.glob("epoch-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def restore(self, model: Any, state: dict, best_weights: Path) -> None:
+        """Load the model and optimizer of ``state`` (after ``model.compile``) and put its best dev
+        weights at ``best_weights``."""
+        optimizer = model.optimizer
+        optimizer._create_all_weights(model.trainable_variables)  # slots exist, so they restore now
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        checkpoint.read(str(self.directory / state["checkpoint"] / "ckpt")).assert_existing_objects_matched()
+        best_weights.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.directory / state["checkpoint"] / BEST, best_weights)
+
+    def clear(self) -> None:
+        """Remove the state: training has finished and its outputs are in place."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the state after each epoch; must follow the dev evaluation in the callback list."""
+
+    def __init__(self, checkpoints: TrainingCheckpoints, evaluation: Any) -> None:
+        super().__init__()
+        self.checkpoints, self.evaluation = checkpoints, evaluation
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.checkpoints.save(
+            epoch + 1, self.model, self.evaluation.history, self.evaluation.best, self.evaluation.weights_path
+        )

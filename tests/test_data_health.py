@@ -310,13 +310,20 @@ def test_dedupe_across_keeps_test_intact_and_test_wins_over_dev() -> None:
 
 
 def test_prepare_dedupes_the_real_sentiment_data_and_validate_reports_it(
-    params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zh_vocab: Path
 ) -> None:
+    from pipeline.backbone.manifest import BackboneFiles, write_manifest
     from pipeline.stages import prepare, validate
 
     for module in (prepare, validate):
         monkeypatch.setattr(module, "prepared_dir", lambda task: tmp_path / "prepared" / task)
     monkeypatch.setattr(validate, "reports_dir", lambda task: tmp_path / "reports" / task)
+    # the Chinese tokenizer needs only the vocabulary: a manifest naming it stands in for the backbone stage
+    backbone = tmp_path / "backbone"
+    backbone.mkdir()
+    write_manifest(backbone, BackboneFiles("bert", backbone / "bert_config.json", backbone / "bert_model.ckpt",
+                                           zh_vocab, True, "minilm-zh"))
+    monkeypatch.setattr(validate, "backbone_dir", lambda name: backbone)
     deduped = with_data(params, "zh_sentiment", dedupe="across")
     summary = prepare.prepare(deduped, "zh_sentiment")
     assert summary["records"]["test"] == 2111  # the evaluation set is untouched

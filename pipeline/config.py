@@ -151,7 +151,7 @@ class Params(StrictModel):
     tasks: dict[str, TaskConfig]
 
     @model_validator(mode="after")
-    def _tasks_name_known_backbones(self) -> "Params":
+    def _tasks_name_known_backbones_and_relative_dirs(self) -> "Params":
         errors = []
         for name, task in self.tasks.items():
             if task.backbone not in self.backbones:
@@ -163,9 +163,31 @@ class Params(StrictModel):
                            f"{', '.join(sorted(self.backbones))}; "
                            f"hint: {hint + ' Or ' if hint else ''}{ADD_BACKBONE_HINT}",
                 })
+            if Path(task.data.dir).is_absolute():
+                errors.append({
+                    "type": "absolute_data_dir",
+                    "loc": ("tasks", name, "data", "dir"),
+                    "msg": f"must be relative to data_root (got {task.data.dir!r}); "
+                           f"hint: {self._relative_dir_hint(task.data.dir)}",
+                })
         if errors:
             raise _located(errors, "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors))
         return self
+
+    def _relative_dir_hint(self, directory: str) -> str:
+        """How to say an absolute ``data.dir`` relative to ``data_root``.
+
+        dvc.yaml declares each prepare stage's data as ``${data_root}/${dir}``, so an absolute dir
+        would name a path under data_root that does not exist; data_root itself may be absolute.
+        """
+        wanted = Path(directory)
+        root = self.data_root_dir()
+        if wanted.is_relative_to(root) and wanted != root:
+            return f"write it relative to data_root ({root}): 'dir: {wanted.relative_to(root).as_posix()}'"
+        return (
+            f"set data_root to a folder above it, e.g. 'data_root: {wanted.parent}' with 'dir: {wanted.name}' "
+            f"(every task's dir is relative to data_root), or make dir relative to data_root ({self.data_root!r})"
+        )
 
     def task(self, name: str) -> TaskConfig:
         """The task called ``name``, or a :class:`ConfigError` listing the defined ones."""

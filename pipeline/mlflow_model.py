@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 #: the name of the model inside its run: ``runs:/<run id>/model``
 MODEL_NAME = "model"
@@ -36,6 +38,30 @@ def package_versions(names: Sequence[str] = RUNTIME_PACKAGES) -> dict[str, str]:
     return versions
 
 
+class InvalidInputRow(MlflowException):
+    """A bad input row, as MLflow reports a bad request: ``INVALID_PARAMETER_VALUE`` (HTTP 400 from the
+    scoring server), the message ``row 0: field 'text' must be a string, got int 5`` and ``row`` and
+    ``field`` in the JSON body, no stack trace.
+
+    The scoring server (MLflow 3.17) rewrites the message of an MlflowException raised by ``predict``
+    to ``Failed to predict data '<the whole input frame>'. Error: <message>``; the message here stays
+    the one line that names the row and the field.
+    """
+
+    def __init__(self, row: int, field: str, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE, row=row, field=field)
+        self.row, self.field = row, field
+
+    @property
+    def message(self) -> str:
+        return self._row_message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_row_message"):  # set once, by __init__
+            self._row_message = value
+
+
 class TaskModel(mlflow.pyfunc.PythonModel):
     """Loads the bundle artifact once; ``predict`` takes a DataFrame (or list of dicts) of raw rows."""
 
@@ -46,9 +72,15 @@ class TaskModel(mlflow.pyfunc.PythonModel):
         self._predictor = TaskPredictor(read_bundle(context.artifacts["bundle"]))
 
     def predict(self, context, model_input, params=None):  # untyped: MLflow reads type hints as a schema
-        """One output dict per input row (a DataFrame or a list of dicts)."""
+        """One output dict per input row (a DataFrame or a list of dicts); a bad row raises
+        :class:`InvalidInputRow` naming it and its field."""
+        from pipeline.serving import InputError
+
         rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
-        return self._predictor.predict(rows)
+        try:
+            return self._predictor.predict(rows)
+        except InputError as exc:
+            raise InvalidInputRow(exc.row, exc.field, str(exc)) from None
 
 
 def log_task_model(bundle_dir: Path, example_rows: list[dict], example_outputs: list[dict]) -> Any:

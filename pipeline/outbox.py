@@ -2,7 +2,8 @@
 
 When the server is unreachable (or dies while a stage runs), a stage keeps going and writes what it
 would have logged into an *entry* under ``mlflow-outbox/``: ``entry.json`` (task, experiment, the
-server run it continues, if any) and ``ops.jsonl``, one line per operation (run start with tags,
+server run it continues, if any, and the server's URI with any password masked: a sync pushes to the
+server of its own environment) and ``ops.jsonl``, one line per operation (run start with tags,
 params and dataset inputs; metrics with their steps and timestamps; copied artifacts; the model;
 the run's end status). Each line is flushed and fsynced as it is written, so a killed stage loses
 nothing it had recorded. ``python -m pipeline.sync_runs`` replays pending entries to the server.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.config import PROJECT_ROOT
+from pipeline.redaction import scrub, shown_uri
 
 ENTRY = "entry.json"
 OPS = "ops.jsonl"
@@ -102,15 +104,17 @@ class OutboxEntry:
 
 
 def create_entry(task: str, experiment: str, tracking_uri: str, server_run_id: str | None, reason: str) -> OutboxEntry:
-    """A new entry for ``task``'s run (continuing ``server_run_id`` when the run reached the server)."""
+    """A new entry for ``task``'s run (continuing ``server_run_id`` when the run reached the server).
+
+    ``tracking_uri`` and ``reason`` are stored redacted: the entry holds no credentials."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     directory = outbox_root() / f"{stamp}-{task}-{uuid.uuid4().hex[:8]}"
     (directory / ARTIFACTS).mkdir(parents=True)
     entry = OutboxEntry(directory)
     (directory / ENTRY).write_text("{}", encoding="utf-8")
     entry.update_meta(
-        task=task, experiment=experiment, tracking_uri=tracking_uri, server_run_id=server_run_id,
-        reason=reason, created=time.strftime("%Y-%m-%dT%H:%M:%S"), pid=os.getpid(), host=socket.gethostname(),
+        task=task, experiment=experiment, tracking_uri=shown_uri(tracking_uri), server_run_id=server_run_id,
+        reason=scrub(reason), created=time.strftime("%Y-%m-%dT%H:%M:%S"), pid=os.getpid(), host=socket.gethostname(),
         synced_run_id=None,
     )
     return entry

@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.task:
             params.task(args.task)  # an unknown task is named as such, with the defined ones
         uri = args.model_uri or model_uri(args.task)
-        os.environ["MLFLOW_TRACKING_URI"] = params.tracking_uri()
+        tracking_uri = params.tracking_uri()
+        from pipeline.tracking import open_store
+
+        open_store(tracking_uri)  # a copied or moved project: its local store's artifacts are found where they are now
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # the real URI, for the server process only
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeline.config import DEFAULT_PARAMS, PROJECT_ROOT, ConfigError, Params, load_params
 from pipeline.kinds import get_kind
 from pipeline.paths import reports_dir
+from pipeline.redaction import portable_text, scrub, shown_uri
 from pipeline.reporting import markdown_table, write_text
 
 NOT_RUN = "not run yet"
@@ -50,11 +51,14 @@ def latest_metrics(task: str, root: Path = PROJECT_ROOT) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def best_runs(uri: str, experiment: str, primaries: dict[str, str]) -> dict[str, BestRun | None]:
+def best_runs(
+    uri: str, experiment: str, primaries: dict[str, str], root: Path = PROJECT_ROOT
+) -> dict[str, BestRun | None]:
     """Each task's best run in ``experiment`` of the store at ``uri`` (None: no run with the metric).
 
     A local sqlite store that does not exist yet holds no runs (it is not created). Raises
-    :class:`TrackingUnavailable` when the store cannot be queried.
+    :class:`TrackingUnavailable` when the store cannot be queried; its message names the store redacted
+    (and a database inside the project ``root`` relative to it), as the committed summary shows it.
     """
     found: dict[str, BestRun | None] = dict.fromkeys(primaries)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
@@ -78,8 +82,10 @@ def best_runs(uri: str, experiment: str, primaries: dict[str, str]) -> dict[str,
                 run = runs[0]
                 found[task] = BestRun(run.data.metrics[key], run.info.run_name or "", run.info.run_id)
     except Exception as exc:  # noqa: BLE001  (any failure of the store is reported, never a traceback)
-        detail = " ".join(str(exc).split())[:200]
-        raise TrackingUnavailable(f"MLflow tracking store {uri} unreachable: {type(exc).__name__}: {detail}") from None
+        detail = portable_text(scrub(" ".join(str(exc).split())), root)[:200]
+        raise TrackingUnavailable(
+            f"MLflow tracking store {shown_uri(uri, root)} unreachable: {type(exc).__name__}: {detail}"
+        ) from None
     return found
 
 
@@ -125,7 +131,7 @@ def write_summary(
     uri = uri or params.tracking_uri(root)
     error = None
     try:
-        best: dict[str, BestRun | None] | None = best_runs(uri, params.tracking.experiment, primary_metrics(params))
+        best: dict[str, BestRun | None] | None = best_runs(uri, params.tracking.experiment, primary_metrics(params), root)
     except TrackingUnavailable as exc:
         best, error = None, str(exc)
     path = out or root / "reports" / "summary.md"

@@ -19,17 +19,21 @@ from pathlib import Path
 
 from pipeline import outbox
 from pipeline.config import DEFAULT_PARAMS, ConfigError, load_params
+from pipeline.redaction import keep_mlflow_quiet, scrub, shown_uri
 
 
 def sync_entry(entry: outbox.OutboxEntry, uri: str) -> str:
-    """Replay one entry to the server at ``uri``; the run id it now has there."""
+    """Replay one entry to the server at ``uri``; the run id it now has there. The entry stores no
+    credentials: ``uri`` is the one of the current environment (with its password, if any)."""
     import mlflow
 
     from pipeline import tracking
     from pipeline.mlflow_model import log_task_model
 
-    mlflow.set_tracking_uri(uri)
     meta, ops = entry.meta, entry.ops()
+    keep_mlflow_quiet(uri)
+    tracking.open_store(uri, meta["experiment"])  # a local store: its artifacts beside its database
+    mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     run_id = meta.get("partial_run_id") or _existing_run(client, meta.get("server_run_id"))
     done = meta.get("synced_ops", 0)
@@ -67,7 +71,7 @@ def sync_entry(entry: outbox.OutboxEntry, uri: str) -> str:
             entry.update_meta(synced_ops=index + 1)
     finally:
         mlflow.end_run(status)
-    entry.update_meta(synced_run_id=run_id, synced_to=uri, synced_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    entry.update_meta(synced_run_id=run_id, synced_to=shown_uri(uri), synced_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return run_id
 
 
@@ -120,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             run_id = sync_entry(entry, uri)
         except Exception as exc:  # noqa: BLE001  (report and go on with the next entry)
             failed += 1
-            print(f"failed {entry.id}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            print(scrub(f"failed {entry.id}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"),
                   file=sys.stderr)
             continue
-        print(f"pushed {entry.id} -> run {run_id} ({meta['task']}) on {uri}")
+        print(f"pushed {entry.id} -> run {run_id} ({meta['task']}) on {shown_uri(uri)}")
     return 1 if failed else 0
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 from pipeline import outbox
 from pipeline.config import Params
+from pipeline.redaction import keep_mlflow_quiet, portable_path, scrub, shown_uri
 
 # Fail over to the outbox in seconds, not minutes: MLflow's defaults retry an unreachable server
 # 7 times with exponential back-off. A user's own settings win.
@@ -40,7 +41,9 @@ class TaskRun:
         from pipeline import tracking
 
         self.params, self.task = params, task
-        self.uri = params.tracking_uri()
+        self.uri = params.tracking_uri()  # the real URI: used, never shown or stored (see shown_uri)
+        self.shown_uri = shown_uri(self.uri)
+        keep_mlflow_quiet(self.uri)
         self.experiment = params.tracking.experiment
         self.run_id: str | None = None
         self.run_name: str | None = None
@@ -80,11 +83,10 @@ class TaskRun:
 
         from pipeline import tracking
 
+        # a local store keeps its artifacts beside its database, wherever the stage runs from and
+        # wherever the project has been copied or moved to since the store was created
+        tracking.open_store(self.uri, self.experiment)
         mlflow.set_tracking_uri(self.uri)
-        if self.uri.startswith("sqlite:") and mlflow.get_experiment_by_name(self.experiment) is None:
-            # keep a local store's artifacts beside its database, wherever the stage runs from
-            database = Path(self.uri.removeprefix("sqlite:///"))
-            mlflow.create_experiment(self.experiment, artifact_location=(database.parent / "mlartifacts").as_uri())
         mlflow.set_experiment(self.experiment)
         if run_id:
             try:
@@ -120,15 +122,16 @@ class TaskRun:
         assert self.entry is not None
         self.entry.append("end", status=status)
         print(f"[tracking] {self.task}: run kept locally in {self.entry.directory}; "
-              f"push it with `{SYNC_COMMAND}` (make sync-runs) once {self.uri} answers", file=sys.stderr, flush=True)
+              f"push it with `{SYNC_COMMAND}` (make sync-runs) once {self.shown_uri} answers",
+              file=sys.stderr, flush=True)
 
     def _go_offline(self, error: BaseException) -> None:
         """Switch to a new outbox entry; journal the run's description if the server never got it."""
         from pipeline import tracking
 
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
-        self.entry = outbox.create_entry(self.task, self.experiment, self.uri, self.run_id, reason)
-        print(f"warning: tracking server {self.uri} failed ({reason}); training goes on and this run is "
+        reason = scrub(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")[:300]
+        self.entry = outbox.create_entry(self.task, self.experiment, self.shown_uri, self.run_id, reason)
+        print(f"warning: tracking server {self.shown_uri} failed ({reason}); training goes on and this run is "
               f"recorded in {self.entry.directory}; push it later with `{SYNC_COMMAND}`", file=sys.stderr, flush=True)
         if not self._described:
             self.entry.append(
@@ -197,18 +200,20 @@ class TaskRun:
     # --- where the run lives ----------------------------------------------------------------------
 
     def reference(self) -> dict[str, Any]:
-        """What a later stage needs to re-open this run (stored in the model bundle)."""
-        return {"run_id": self.run_id, "outbox": self.entry.id if self.entry else None, "tracking_uri": self.uri}
+        """What a later stage needs to re-open this run (stored in the model bundle). The URI is only for
+        people to read (redacted): a later stage re-opens the run in the store of its own environment."""
+        return {"run_id": self.run_id, "outbox": self.entry.id if self.entry else None, "tracking_uri": self.shown_uri}
 
     def record(self) -> dict[str, Any]:
-        """Where the run lives, for ``reports/<task>/mlflow_run.json``."""
+        """Where the run lives, for ``reports/<task>/mlflow_run.json`` (a committed file: the URI redacted,
+        paths inside the project relative to it)."""
         return {
             "run_id": self.run_id,
             "run_name": self.run_name,
             "experiment_id": self.experiment_id,
             "pipeline_run": self.tags.get("pipeline_run", ""),
-            "tracking_uri": self.uri,
-            "outbox": str(self.entry.directory) if self.entry else None,
+            "tracking_uri": self.shown_uri,
+            "outbox": portable_path(self.entry.directory) if self.entry else None,
         }
 
 
@@ -237,7 +242,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
@@ -266,5 +271,5 @@ def mark_killed(params: Params, reference: dict) -> str | None:
             client.set_terminated(run_id, "KILLED")
             return run_id
     except Exception as exc:  # noqa: BLE001  (the server may be down: the outbox sync marks it later)
-        print(f"warning: could not mark the interrupted run {run_id} as KILLED: {exc}", file=sys.stderr)
+        print(f"warning: could not mark the interrupted run {run_id} as KILLED: {scrub(str(exc))}", file=sys.stderr)
     return None

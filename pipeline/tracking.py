@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from typing import Any
 
 from pipeline.config import PROJECT_ROOT, Params
@@ -109,7 +112,8 @@ def log_lineage(inputs: list[dict]) -> None:
     for item in inputs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "source can be interpreted in multiple ways": both local
-            source = resolve_dataset_source(str((PROJECT_ROOT / item["path"]).resolve()))
+            # the path as dvc.lock names it (relative to the project): the store stays valid when the project moves
+            source = resolve_dataset_source(item["path"])
         dataset = MetaDataset(source, name=item["name"], digest=item["md5"].removesuffix(".dir")[:36])
         mlflow.log_input(dataset, context=item["context"], tags={"dvc.path": item["path"], "dvc.md5": item["md5"]})
 
@@ -136,3 +140,108 @@ def run_tags(params: Params, task: str) -> dict[str, str]:
     tags.update({f"package.{name}": version for name, version in package_versions().items()})
     return tags
 
+
+
+# --- a local sqlite store: its artifacts live beside its database -------------------------------------
+
+#: the directory beside a local store's database that holds its artifacts and logged models
+LOCAL_ARTIFACTS = "mlartifacts"
+#: the columns of MLflow's schema that hold artifact locations (those a store lacks are skipped)
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+    ("trace_tags", "value"),
+)
+
+
+def sqlite_database(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (None for any other store)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0])
+
+
+def local_artifact_location(uri: str) -> str | None:
+    """``file://<directory of the database>/mlartifacts`` for a local sqlite store, None for any other."""
+    database = sqlite_database(uri)
+    return None if database is None else (database.resolve().parent / LOCAL_ARTIFACTS).as_uri()
+
+
+def _file_uri_path(uri: str) -> Path:
+    return Path(unquote(urlsplit(uri).path))
+
+
+def relocate_local_store(uri: str) -> list[str]:
+    """Point a local store's artifact locations at the ``mlartifacts/`` beside its database now.
+
+    MLflow stores absolute locations (each experiment's, each run's, each logged model's). A project
+    copied or moved with its ``mlflow.db`` keeps the old ones, and its new runs would write into the
+    old directory. Every location under an earlier ``.../mlartifacts`` of this pipeline (an experiment
+    whose location is such a directory other than the current one) is rewritten to the current one.
+    Returns the earlier roots that were replaced (none for a store in place, or any other store).
+    """
+    database = sqlite_database(uri)
+    if database is None or not database.is_file():
+        return []
+    current = local_artifact_location(uri)
+    assert current is not None
+    with closing(sqlite3.connect(database, timeout=60)) as db:
+        columns = {
+            (table, column)
+            for table, column in ARTIFACT_COLUMNS
+            if any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
+        }
+        if ("experiments", "artifact_location") not in columns:
+            return []
+        earlier = sorted({
+            location.rstrip("/")
+            for (location,) in db.execute("SELECT artifact_location FROM experiments")
+            if location and location.startswith("file://") and location.rstrip("/").endswith("/" + LOCAL_ARTIFACTS)
+            and location.rstrip("/") != current
+            and _file_uri_path(location).resolve() != _file_uri_path(current)
+        })
+        with db:  # one transaction
+            for old in earlier:
+                for table, column in sorted(columns):
+                    db.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                        f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                        (current, len(old) + 1, old, len(old) + 1, old + "/"),
+                    )
+    if earlier:
+        _forget_artifact_repositories()
+    return earlier
+
+
+def _forget_artifact_repositories() -> None:
+    """Drop MLflow's in-process cache of each run's artifact repository (it holds the old locations)."""
+    try:
+        from mlflow.tracking._tracking_service import utils
+
+        utils._artifact_repos_cache.clear()
+    except (ImportError, AttributeError):  # another MLflow: nothing cached this way
+        pass
+
+
+def open_store(uri: str, experiment: str | None = None) -> str | None:
+    """Prepare the tracking store at ``uri`` for use by this process.
+
+    A local sqlite store has its artifact locations made to point beside its database
+    (:func:`relocate_local_store`), and ``experiment`` (when given) is created there with its
+    artifacts in that ``mlartifacts/`` if it does not exist yet. Returns the experiment's id when
+    it had to be created (None otherwise, and always for other stores).
+    """
+    if sqlite_database(uri) is None:
+        return None
+    relocate_local_store(uri)
+    if experiment is None:
+        return None
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    if client.get_experiment_by_name(experiment) is not None:
+        return None
+    return client.create_experiment(experiment, artifact_location=local_artifact_location(uri))

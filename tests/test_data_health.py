@@ -258,7 +258,8 @@ def test_the_stage_stops_on_a_span_mismatch_naming_raw_file_line_and_field(
     for split, rows in {"train": [good, bad], "dev": [good], "test": [good]}.items():
         (prepared / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (prepared / "summary.json").write_text('{"skipped": {}}')
-    raw = params.data_dir("cluener") / "train.jsonl"
+    raw = Path(params.data_root) / params.task("cluener").data.dir / "train.jsonl"  # as params.yaml spells it
+    assert not raw.is_absolute()
     expected = f"{raw}:7: field 'entities[0].text': '北京' differs from text[0:2] '上海'"
     with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
         stage.validate(params, "cluener")

@@ -105,6 +105,40 @@ def test_interrupted_training_resumes_with_the_same_state(setup: dict, tmp_path:
     assert int(model.optimizer.iterations.numpy()) == 3 * 6
     assert checkpoints.state()["epochs_done"] == 3
 
+    # ... and equals, to the last bit, the history and weights of the same training never interrupted:
+    # the dropout masks and batch order of epochs 2-3 are the ones an uninterrupted run draws
+    straight, straight_evaluation, _ = _train(setup, tmp_path / "work3", None)
+    assert _without_time(evaluation.history) == _without_time(straight_evaluation.history)
+    for resumed_weights, straight_weights in zip(model.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(resumed_weights, straight_weights)
+
+
+def _without_time(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_every_random_layer_is_part_of_the_training_checkpoint(setup: dict, tmp_path: Path) -> None:
+    """Dropout (the backbone's, the attention probabilities', the head's) draws from generators that
+    the epoch checkpoint saves; restoring one puts back the exact random stream."""
+    from pipeline.tf_runtime import random_generators, tf
+    from pipeline.training.checkpoints import training_state
+    from pipeline.training.optimizer import build_optimizer
+
+    model = _model(setup)
+    model.compile(loss=setup["kind"].loss(model), optimizer=build_optimizer(1e-3, 0.01, 18, 0.1))
+    generators = random_generators(model)
+    tiny_layers = 2  # per transformer layer: attention-output, attention-probabilities and feed-forward dropout
+    assert len(generators) >= 1 + 3 * tiny_layers + 1, sorted(generators)
+    path = training_state(model).write(str(tmp_path / "ckpt"))
+    saved_names = {name for name, _ in tf.train.list_variables(path)}
+    assert sum(name.startswith("random/") for name in saved_names) == len(generators)
+    before = [g.state.numpy().copy() for g in generators.values()]
+    for generator in generators.values():
+        generator.normal([3])  # move every stream on
+    training_state(model).read(path).assert_existing_objects_matched()
+    for generator, state in zip(generators.values(), before):
+        np.testing.assert_array_equal(generator.state.numpy(), state)
+
 
 def test_another_trainings_state_or_a_cut_short_save_is_not_resumed(setup: dict, tmp_path: Path) -> None:
     from pipeline.training.checkpoints import STATE, TrainingCheckpoints

@@ -1,7 +1,8 @@
 """Fatal problems of prepared records: what training cannot use, named by file, line and field.
 
-A record missing a required field, a label that is empty or not a string, a span out of range of
-its text, a span whose stored text differs from ``text[start:end]``, overlapping entities. Each is reported at the raw
+A split with no records at all (training and scoring need every one), a record missing a required
+field, a label that is empty or not a string, a span out of range of its text, a span whose stored text
+differs from ``text[start:end]``, overlapping entities. Each record problem is reported at the raw
 data file and line the record came from (record ids are ``<split>-<line>`` of the raw file, and
 carving keeps them); where ids do not name a line, at the prepared JSON-lines file and line.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipeline.config import Params
+from pipeline.config import PROJECT_ROOT, Params
 from pipeline.data_health.records import ITEMS, item_field, required_fields
 from pipeline.paths import prepared_dir
 from pipeline.readers import SPLITS, DataError
@@ -48,9 +49,14 @@ class Locator:
     @classmethod
     def for_task(cls, params: Params, task: str) -> "Locator":
         source = params.task(task).data
-        directory = params.data_dir(task)
+        # as params.yaml spells it (``../shared/data/...``): the message lands in data_health.json,
+        # which must not name a directory of the machine that wrote it
+        directory = Path(params.data_root) / source.dir
         files = {split: directory / getattr(source, split) for split in SPLITS if getattr(source, split)}
-        return cls(files, prepared_dir(task), source.format not in NOT_LINE_IDS)  # type: ignore[attr-defined]
+        prepared = prepared_dir(task)
+        if prepared.is_absolute() and prepared.is_relative_to(PROJECT_ROOT):
+            prepared = prepared.relative_to(PROJECT_ROOT)
+        return cls(files, prepared, source.format not in NOT_LINE_IDS)  # type: ignore[attr-defined]
 
     def message(self, problem: Problem) -> str:
         prefix, _, number = str(problem.record_id).partition("-")
@@ -62,6 +68,60 @@ class Locator:
             f"{self.prepared / f'{problem.split}.jsonl'}:{problem.index + 1}: field '{problem.field}': "
             f"{problem.what} (record {problem.record_id!r}{origin})"
         )
+
+
+def empty_splits(params: Params, task: str, splits: dict[str, list[dict]], summary: dict) -> list[str]:
+    """``<raw file>: split '<split>' of task '<task>' is empty (why); hint: ...`` per split without records.
+
+    The prepared splits are what training reads after the reader, carving and ``data.dedupe``; the
+    ``max_*_samples`` caps are at least 1, so they never empty a split that has records.
+    """
+    source = params.task(task).data
+    directory = params.data_dir(task)
+    messages = []
+    for split in SPLITS:
+        if splits.get(split):
+            continue
+        name = getattr(source, split, None)
+        carved = name is None
+        where = directory / (source.train if carved else name)
+        what = f"split {split!r} of task {task!r}" + (" (carved from this file)" if carved else "")
+        why, deduped = _why_empty(split, summary, source.dedupe)  # type: ignore[attr-defined]
+        hint = _empty_hint(task, split, source, deduped)
+        messages.append(f"{where}: {what} is empty ({why}); hint: {hint}")
+    return messages
+
+
+def _why_empty(split: str, summary: dict, dedupe: str) -> tuple[str, bool]:
+    """What took the split's records away, from the prepare stage's summary; whether dedupe did."""
+    reasons = []
+    skipped = summary.get("skipped", {}).get(split) or {}
+    if skipped:
+        counts = ", ".join(f"{reason}: {count}" for reason, count in skipped.items())
+        reasons.append(f"the reader skipped {sum(skipped.values())} rows ({counts})")
+    removed = (summary.get("dedupe") or {}).get("removed", {}).get(split) or {}
+    if removed:
+        counts = ", ".join(f"{reason}: {count}" for reason, count in removed.items())
+        reasons.append(f"data.dedupe {dedupe!r} removed {sum(removed.values())} ({counts})")
+    return "; ".join(reasons) or "the file holds no records", bool(removed)
+
+
+def _empty_hint(task: str, split: str, source: Any, deduped: bool) -> str:
+    key = f"tasks.{task}.data"
+    if deduped:
+        return f"set {key}.dedupe to 'within' or 'none', or add data to this split"
+    if split == "train":
+        return f"fill the file with records, or point {key}.train at the training data"
+    if getattr(source, split, None) is None:  # carved: a share of train that came out empty
+        return f"raise {key}.carve.{split}_fraction"
+    other = "test" if split == "dev" else "dev"
+    fractions = {split: 0.1, other: getattr(source.carve, f"{other}_fraction") if source.carve else 0.0}
+    seed = source.carve.seed if source.carve else 1
+    carve = f"{{dev_fraction: {fractions['dev']}, test_fraction: {fractions['test']}, seed: {seed}}}"
+    return (
+        f"fill the file, or carve {split} out of train: remove '{split}: {getattr(source, split)}' "
+        f"from {key} and set 'carve: {carve}'"
+    )
 
 
 def read_records(path: Path) -> list[dict]:

@@ -29,8 +29,8 @@ BIO_REPAIRS = {"i_without_b": f"repaired BIO: {I_WITHOUT_B}", "type_change": f"r
 
 NOTES = [
     "Fatal problems stop the DAG with file:line: field: invalid UTF-8 and malformed rows stop the prepare "
-    "stage; bad prepared records (missing fields, bad labels, spans out of range or not matching their "
-    "text) stop this stage and are listed under 'fatal'.",
+    "stage; a split without records and bad prepared records (missing fields, bad labels, spans out of "
+    "range or not matching their text) stop this stage and are listed under 'fatal'.",
     "Duplicates and overlap compare the exact query/text/text_b strings of the prepared records "
     "(the readers strip surrounding whitespace).",
 ]

@@ -29,12 +29,13 @@ def pointer_label_tensor(spans, selected, length, kinds: int):
 
 
 @keras.utils.register_keras_serializable(package="pipeline")
-class SampleSubject(keras.layers.Layer):
+class SampleSubject(keras.__internal__.layers.BaseRandomLayer):
     """Picks one gold subject per example: uniformly at random at every training step, the first otherwise.
 
     Input: ``(batch, n, 2)`` subject token spans, real ones first, padding rows ``(0, 0)`` after
     (an example without subjects has one padding row, i.e. the ``[CLS]`` position).
-    Outputs: the chosen row ``(batch,)`` and its span ``(batch, 2)``.
+    Outputs: the chosen row ``(batch,)`` and its span ``(batch, 2)``. The draws come from the layer's
+    random generator, whose state a training checkpoint saves (an exact resume).
     """
 
     def call(self, spans, training=None):
@@ -43,7 +44,7 @@ class SampleSubject(keras.layers.Layer):
         first = tf.zeros_like(count)
 
         def sampled():
-            draw = tf.random.uniform(tf.shape(count)) * tf.cast(count, tf.float32)
+            draw = self._random_generator.random_uniform(tf.shape(count)) * tf.cast(count, tf.float32)
             return tf.minimum(tf.cast(draw, tf.int32), tf.maximum(count - 1, 0))
 
         index = keras.backend.in_train_phase(sampled, first, training=training)

@@ -34,6 +34,15 @@ def open_bytes(path: str | Path) -> io.BufferedIOBase:
     raise DataError(f"{path}: file not found")
 
 
+#: what to do about a file that is not UTF-8 (after its ``file:line: not valid UTF-8 (...)``)
+UTF8_HINT = "re-save the file as UTF-8, e.g. iconv -f <its encoding> -t UTF-8 FILE > FILE.utf8"
+
+
+def utf8_message(path: str | Path, line_no: int, exc: UnicodeDecodeError) -> str:
+    """``file:line: not valid UTF-8 (byte N: reason); hint: ...``: N counts from the start of the line."""
+    return f"{path}:{line_no}: not valid UTF-8 (byte {exc.start}: {exc.reason}); hint: {UTF8_HINT}"
+
+
 def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` with 1-based numbers and the line ending removed.
 
@@ -45,7 +54,7 @@ def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{line_no}: not valid UTF-8 (byte {exc.start}: {exc.reason})") from None
+                raise DataError(utf8_message(path, line_no, exc)) from None
             if line_no == 1:
                 line = line.removeprefix("\ufeff")
             yield line_no, line.rstrip("\r\n")
@@ -61,8 +70,8 @@ def utf8_error(path: str | Path, data: bytes, universal_newlines: bool = False) 
         try:
             line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return DataError(f"{path}:{line_no}: not valid UTF-8 (byte {exc.start}: {exc.reason})")
-    return DataError(f"{path}: not valid UTF-8")
+            return DataError(utf8_message(path, line_no, exc))
+    return DataError(f"{path}: not valid UTF-8; hint: {UTF8_HINT}")
 
 
 def check_unicode(value: str, where: str) -> str:
@@ -88,16 +97,16 @@ def parse_json_line(line: str, where: str) -> Any:
 
 
 def read_json_objects(path: str | Path) -> list[tuple[int, dict]]:
-    """``(line number, object)`` for each non-blank line of a JSON-lines file of objects."""
+    """``(line number, object)`` for each non-blank line of a JSON-lines file of objects; invalid UTF-8,
+    a line that is not JSON or not an object is a :class:`DataError` naming the file and line."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            row = parse_json_line(line, f"{path}:{line_no}")
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-            rows.append((line_no, row))
+    for line_no, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        row = parse_json_line(line, f"{path}:{line_no}")
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+        rows.append((line_no, row))
     return rows
 
 

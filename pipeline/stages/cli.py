@@ -3,7 +3,8 @@
 Every stage validates params.yaml and the files it names (:mod:`pipeline.preflight`) before it
 does any work, so a bad key, value, data file or backbone stops it in about a second, before
 TensorFlow is imported: each problem is one ``error: file:line: key.path: reason; hint: ...`` line
-on stderr, exit status 2.
+on stderr, exit status 2. SIGINT and SIGTERM stop a stage at any moment with exit status 130 and
+one line on stderr (:mod:`pipeline.interrupts`), never with a traceback and never with status 0.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, load_params
+from pipeline.interrupts import install_stop_handlers
 from pipeline.readers import DataError
 
 #: errors caused by the user's params or data: reported in one line each, exit status 2
@@ -35,6 +37,7 @@ def run_stage(description: str, what: str, action: Callable[[Params, str], objec
     """
     from pipeline.preflight import check_stage
 
+    install_stop_handlers()
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(what, help=f"the {what} to process, as named in params.yaml")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
@@ -46,3 +49,9 @@ def run_stage(description: str, what: str, action: Callable[[Params, str], objec
         action(params, name)
     except USER_ERRORS as exc:
         fail(exc)
+    except KeyboardInterrupt as exc:
+        reason = str(exc) or "SIGINT"
+        print(f"interrupted ({reason}): {what} {name!r} stopped; nothing of this stage is recorded as finished. "
+              "Run `dvc repro` again to continue (training resumes after its last completed epoch).",
+              file=sys.stderr, flush=True)
+        sys.exit(130)

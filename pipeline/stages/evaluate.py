@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 def evaluate(params: Params, task: str) -> dict:
     """Predict the test split, score it, write reports; return metrics.json's content."""
+    from pipeline import interrupts
     from pipeline.bundle import read_bundle
     from pipeline.reporting import read_jsonl, write_json, write_jsonl, write_mistakes
     from pipeline.task_run import task_run
@@ -56,15 +57,16 @@ def evaluate(params: Params, task: str) -> dict:
         run.log_metrics({key: metrics[key] for key in ("test", "test_detail", "baseline")})
         run.log_artifacts([out / "metrics.json", *files, details / "predictions.jsonl"], "evaluation")
         rows, outputs = model_examples(kind, cfg, test_records, predictions)
+        interrupts.reached("model_logging")
         logged_model_uri = run.log_model(trained.directory, rows, outputs)
-    # not cached by DVC (cache: false): keeps DVC's run cache from restoring an evaluation without a run
-    write_json(out / "model.json", {
-        "model_uri": f"runs:/{run.run_id}/model" if logged_model_uri else None,
-        "logged_model_uri": logged_model_uri,
-        "outbox": run.record()["outbox"],
-        "inputs": list(kind.input_columns(cfg)),
-        "example": rows[:1],
-    })
+        # not cached by DVC (cache: false): keeps DVC's run cache from restoring an evaluation without a run
+        write_json(out / "model.json", {
+            "model_uri": f"runs:/{run.run_id}/model" if logged_model_uri else None,
+            "logged_model_uri": logged_model_uri,
+            "outbox": run.record()["outbox"],
+            "inputs": list(kind.input_columns(cfg)),
+            "example": rows[:1],
+        })
     return metrics
 
 

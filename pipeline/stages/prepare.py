@@ -27,7 +27,13 @@ def prepare(params: Params, task: str) -> dict:
         for split in SPLITS
         if getattr(source, split)
     }
-    splits, carved = carve_splits(splits, source.carve)
+    try:
+        splits, carved = carve_splits(splits, source.carve)
+    except ValueError as exc:  # carving the whole of train: name the file, the task and the fractions
+        raise DataError(
+            f"{directory / source.train}: tasks.{task}.data.carve: {exc}; hint: lower carve.dev_fraction / "
+            f"carve.test_fraction, or check that the file holds records (skipped: {report.as_dict() or 'none'})"
+        ) from None
     if source.label_names:
         for split in SPLITS:
             _rename_labels(splits[split], source, directory / (getattr(source, split) or source.train), task)

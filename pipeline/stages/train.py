@@ -16,7 +16,7 @@ from pipeline.paths import backbone_dir, prepared_dir, reports_dir, task_model_d
 
 def train(params: Params, task: str) -> dict:
     """Fine-tune one task; return its best dev row."""
-    from pipeline import bundle, tf_runtime
+    from pipeline import bundle, interrupts, tf_runtime
     from pipeline.backbone.manifest import MANIFEST, read_manifest
     from pipeline.data_health import health_metrics
     from pipeline.kinds import get_kind
@@ -41,6 +41,7 @@ def train(params: Params, task: str) -> dict:
     tokenizer = build_tokenizer(cfg.language, files.vocab, files.lowercase)
     train_features = encode_all(kind, train_records, tokenizer, labels, cfg.maxlen, "train")
     dev_features = encode_all(kind, dev_records, tokenizer, labels, cfg.maxlen, "dev")
+    interrupts.reached("loaded")
     model = build_task_model(kind, files.config, files.checkpoint, files.model_type, labels, cfg)
 
     final_dir = task_model_dir(task)
@@ -95,10 +96,11 @@ def train(params: Params, task: str) -> dict:
         bundle.write_run(work_dir, run.reference())
         # not cached by DVC (cache: false), which keeps DVC's run cache from restoring a training without a run
         write_json(reports / "mlflow_run.json", run.record())
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(work_dir, final_dir)
-    checkpoints.clear()
+        # inside the run: an interruption up to here leaves the run KILLED, never FINISHED without a model
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        os.replace(work_dir, final_dir)
+        checkpoints.clear()
     return best
 
 

@@ -2,7 +2,8 @@
 
 ``python -m pipeline.stages.validate <task>`` reads ``data/prepared/<task>/`` and writes
 ``reports/<task>/data_health.json``; fatal problems stop it (exit status 2) with
-``error: <file>:<line>: field '<field>': <what>``. The report::
+``error: <file>:<line>: field '<field>': <what>``, or, for a split without records,
+``error: <file>: split '<split>' of task '<task>' is empty (...); hint: ...``. The report::
 
     {"task", "kind", "language", "maxlen", "tokenizer", "label_field",   # label | entity type | query type | predicate
      "splits": {"train" | "dev" | "test": {
@@ -40,8 +41,9 @@ def validate(params: Params, task: str) -> dict:
     """Check one task's prepared data; write and return its report (a DataError on fatal problems)."""
     from pipeline.backbone.manifest import read_manifest
     from pipeline.data_health import build_health, summary_lines
-    from pipeline.data_health.fatal import Locator, find_problems, raise_fatal, read_records
+    from pipeline.data_health.fatal import Locator, empty_splits, find_problems, raise_fatal, read_records
     from pipeline.data_health.truncation import measure_for
+    from pipeline.redaction import portable_path
     from pipeline.reporting import write_json
 
     cfg = params.task(task)
@@ -50,12 +52,14 @@ def validate(params: Params, task: str) -> dict:
     summary = json.loads((data / "summary.json").read_text(encoding="utf-8"))
     splits = {split: read_records(data / f"{split}.jsonl") for split in SPLITS}
     problems = find_problems(splits, cfg.kind)
-    if problems:
-        messages = [Locator.for_task(params, task).message(problem) for problem in problems]
+    messages = empty_splits(params, task, splits, summary)
+    messages += [Locator.for_task(params, task).message(problem) for problem in problems]
+    if messages:
         write_json(out, {"task": task, "kind": cfg.kind, "warnings": [], "fatal": messages})
         raise_fatal(messages, out)
     files = read_manifest(backbone_dir(cfg.backbone))
     measure, tokenizer = measure_for(cfg.language, files.vocab, files.lowercase)
+    tokenizer = tokenizer.replace(str(files.vocab), portable_path(files.vocab))  # no path of this machine
     health = build_health(task, cfg, splits, summary, measure, tokenizer)
     write_json(out, health)
     shown = out.relative_to(PROJECT_ROOT) if out.is_relative_to(PROJECT_ROOT) else out

@@ -4,9 +4,10 @@
 
 * ``attempt.json`` -- the MLflow run of the attempt in progress (marked KILLED by the next attempt
   if the process died without closing it);
-* ``epoch-<n>/`` -- after every completed epoch: a TensorFlow checkpoint of the model *and* the
-  optimizer (Adam moments and the step counter that drives the warm-up/decay schedule) plus the
-  best dev weights so far;
+* ``epoch-<n>/`` -- after every completed epoch: a TensorFlow checkpoint of the model, the
+  optimizer (Adam moments and the step counter that drives the warm-up/decay schedule) and the
+  random generators of the dropout and sampling layers (so the resumed epochs draw the masks an
+  uninterrupted training would have drawn), plus the best dev weights so far;
 * ``state.json`` -- written last, atomically: the epochs done, the dev history, the best row, and a
   fingerprint of everything that shapes training (the task's params, labels, prepared data, backbone
   and training code).
@@ -24,8 +25,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
+from pipeline import interrupts
 from pipeline.config import PROJECT_ROOT, TaskConfig
-from pipeline.tf_runtime import keras, tf
+from pipeline.tf_runtime import keras, random_generators, tf
 
 STATE = "state.json"
 ATTEMPT = "attempt.json"
@@ -92,10 +94,11 @@ class TrainingCheckpoints:
         tmp = self.directory / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(tmp / "ckpt"))
+        training_state(model).write(str(tmp / "ckpt"))
         shutil.copyfile(best_weights, tmp / BEST)
         shutil.rmtree(self.directory / name, ignore_errors=True)
         os.replace(tmp, self.directory / name)
+        interrupts.reached("checkpoint_write")
         _write_json(self.directory / STATE, {
             "fingerprint": self.fingerprint, "epochs_done": epoch, "checkpoint": name,
             "history": history, "best": best,
@@ -109,7 +112,7 @@ class TrainingCheckpoints:
         weights at ``best_weights``."""
         optimizer = model.optimizer
         optimizer._create_all_weights(model.trainable_variables)  # slots exist, so they restore now
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        checkpoint = training_state(model)
         checkpoint.read(str(self.directory / state["checkpoint"] / "ckpt")).assert_existing_objects_matched()
         best_weights.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.directory / state["checkpoint"] / BEST, best_weights)
@@ -117,6 +120,11 @@ class TrainingCheckpoints:
     def clear(self) -> None:
         """Remove the state: training has finished and its outputs are in place."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def training_state(model: Any) -> tf.train.Checkpoint:
+    """Everything a training step reads and changes: weights, optimizer slots and step, random generators."""
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, random=random_generators(model))
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

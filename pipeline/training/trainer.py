@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
+from pipeline import interrupts
 from pipeline.config import TaskConfig
 from pipeline.kinds.base import Features, TaskKind
 from pipeline.tf_runtime import keras
@@ -70,6 +71,7 @@ class DevEvaluation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         predictions = self.kind.predict(self.model, self.dev, self.dev_features, self.labels, self.batch_size * 2)
+        interrupts.reached("dev_evaluation")
         scores = self.kind.score(self.dev, predictions, self.labels)
         row = {
             "epoch": epoch + 1,
@@ -87,6 +89,14 @@ class DevEvaluation(keras.callbacks.Callback):
         summary = ", ".join(f"{key} {value:.4f}" for key, value in scores.items())
         print(f"\nepoch {epoch + 1}: dev {summary}" + (" (best so far, saved)" if improved else ""), flush=True)
         self.on_epoch(row)
+
+
+class BatchFaultPoint(keras.callbacks.Callback):
+    """Marks the ``batch`` fault point after every training batch (added only when it is asked for:
+    batch hooks cost time on every step)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        interrupts.reached("batch")
 
 
 def fit(
@@ -120,6 +130,8 @@ def fit(
             print(f"resuming after epoch {done} of {cfg.epochs} (optimizer step {int(model.optimizer.iterations.numpy())})",
                   flush=True)
         callbacks.append(EpochCheckpoint(checkpoints, evaluation))
+    if interrupts.wants("batch"):
+        callbacks.append(BatchFaultPoint())
     model.fit(
         batches.forever(),
         steps_per_epoch=len(batches),

@@ -14,7 +14,7 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 TASK   ?= sst2
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup postgres browser check run summary sync-runs test test-fast ui serve clean
+.PHONY: setup postgres browser check run summary sync-runs test test-fast test-model ui serve clean
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
@@ -22,10 +22,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt $(QUIET_PIP)
 	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt $(QUIET_PIP)
-	$(BIN)/python -c "import pipeline.tf_runtime, bert4keras, mlflow, dvc; print('environment ready')"
+	$(BIN)/python -c "import pipeline.runtime.tf_runtime, bert4keras, mlflow, dvc; print('environment ready')"
 	touch $@
 
-postgres:  ## PostgreSQL server programs, for the team tracking server (pipeline.team_server) and its test
+postgres:  ## PostgreSQL server programs, for the team tracking server (pipeline.commands.team_server) and its test
 	@if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
 	  $(SUDO) mkdir -p /etc/postgresql-common/createcluster.d && \
 	  echo 'create_main_cluster = false' | $(SUDO) tee /etc/postgresql-common/createcluster.d/no-main-cluster.conf >/dev/null && \
@@ -40,32 +40,35 @@ browser:  ## Debian's chromium + chromedriver for the browser check of the MLflo
 	fi
 
 check: setup  ## validate params.yaml, the data files and backbone sources it names (seconds, no TensorFlow)
-	$(BIN)/python -m pipeline.check
+	$(BIN)/python -m pipeline.commands.check
 
 run: setup  ## run the default pipeline (dvc repro) on params.yaml, then write reports/summary.md
-	$(BIN)/python -m pipeline.check
+	$(BIN)/python -m pipeline.commands.check
 	$(BIN)/dvc repro
-	$(BIN)/python -m pipeline.summary
+	$(BIN)/python -m pipeline.commands.summary
 
 summary: setup  ## reports/summary.md: every task's latest metrics beside its best MLflow run
-	$(BIN)/python -m pipeline.summary
+	$(BIN)/python -m pipeline.commands.summary
 
 sync-runs: setup  ## push runs kept locally while the tracking server was unreachable (mlflow-outbox/)
-	$(BIN)/python -m pipeline.sync_runs
+	$(BIN)/python -m pipeline.commands.sync_runs
 
-test: setup postgres browser  ## run the whole test suite
+test: setup postgres browser  ## run the whole test suite: every tier (unit, model, e2e)
 	$(BIN)/python -m pytest
 
-test-fast: setup  ## the unit tests only (no end-to-end DAG run)
-	$(BIN)/python -m pytest -m "not e2e"
+test-fast: setup  ## tier 1, the unit tests: no TensorFlow, well under a minute
+	$(BIN)/python -m pytest -m unit
+
+test-model: setup  ## tier 2: the tests that build, train or load small TensorFlow/bert4keras models (minutes)
+	$(BIN)/python -m pytest -m model
 
 ui: setup  ## open the MLflow UI on http://$(HOST):$(PORT)
 	@# a copied or moved project: its store's artifact locations point at this copy first
-	$(BIN)/python -c "from pipeline.tracking import relocate_local_store as r; r('sqlite:///$(CURDIR)/mlflow.db')"
+	$(BIN)/python -c "from pipeline.tracking.store import relocate_local_store as r; r('sqlite:///$(CURDIR)/mlflow.db')"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(HOST) --port $(PORT)
 
 serve: setup  ## serve TASK's latest MLflow model on http://$(HOST):5001/invocations
-	$(BIN)/python -m pipeline.serve $(TASK) --host $(HOST) --port 5001
+	$(BIN)/python -m pipeline.commands.serve $(TASK) --host $(HOST) --port 5001
 
 clean:  ## remove the virtual environment
 	rm -rf $(VENV)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 
 from benchmarks.throughput import measure
-from pipeline.config import load_params
-from pipeline.paths import prepared_dir
+from pipeline.config.loading import load_params
+from pipeline.config.paths import prepared_dir
 
 
 def count_lines(path) -> int:

@@ -12,24 +12,24 @@ from __future__ import annotations
 import argparse
 import time
 
-from pipeline.config import load_params
-from pipeline.paths import backbone_dir, prepared_dir
+from pipeline.config.loading import load_params
+from pipeline.config.paths import backbone_dir, prepared_dir
 
 
 def measure(task: str, samples: int, precision: str) -> dict[str, float]:
     """Seconds and samples/s for one epoch of training and one prediction pass."""
-    from pipeline import tf_runtime
+    from pipeline.runtime import tf_runtime
     from pipeline.backbone.manifest import read_manifest
-    from pipeline.kinds import get_kind
-    from pipeline.modeling import build_task_model
-    from pipeline.reporting import read_jsonl
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.kinds.factory import build_kind
+    from pipeline.training.modeling import build_task_model
+    from pipeline.reporting.files import read_jsonl
+    from pipeline.text.tokenization import build_tokenizer
     from pipeline.training.batching import TrainingBatches
     from pipeline.training.optimizer import build_optimizer
     from pipeline.training.trainer import encode_all, subsample
 
     cfg = load_params().task(task)
-    kind = get_kind(cfg.kind)
+    kind = build_kind(cfg)
     files = read_manifest(backbone_dir(cfg.backbone))
     records = subsample(read_jsonl(prepared_dir(task) / "train.jsonl"), samples, cfg.seed)
     labels = kind.label_space(records, cfg)

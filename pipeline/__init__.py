@@ -2,7 +2,7 @@
 
 Importing the package never imports TensorFlow; it only sets the environment variables
 bert4keras needs, so that configuration errors are reported in well under a second.
-Modules that need TensorFlow import :mod:`pipeline.tf_runtime` first.
+Modules that need TensorFlow import :mod:`pipeline.runtime.tf_runtime` first.
 """
 
 import os

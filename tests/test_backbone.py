@@ -8,13 +8,10 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-
-from pipeline.tf_runtime import tf  # noqa: I001  (before bert4keras)
-from bert4keras.models import build_transformer_model
-from bert4keras.tokenizers import Tokenizer
 
 from pipeline.backbone.checkpoint import random_bert_arrays, staged_dir, write_bert_config, write_tf_checkpoint
 from pipeline.backbone.manifest import BackboneFiles, read_manifest
@@ -27,9 +24,17 @@ from pipeline.backbone.minilm import (
     remap_embeddings,
 )
 from pipeline.backbone.path_preset import link_path_backbone, vocab_looks_cased
-from pipeline.config import PathBackbone
+from pipeline.config.schema import PathBackbone
 
-pytestmark = pytest.mark.filterwarnings("ignore:The initializer TruncatedNormal is unseeded:UserWarning")
+if TYPE_CHECKING:
+    from pipeline.runtime.tf_runtime import tf
+
+# TensorFlow and bert4keras are imported inside the tests: collecting this file (as `pytest -m unit` does)
+# must not load them
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.filterwarnings("ignore:The initializer TruncatedNormal is unseeded:UserWarning"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -62,6 +67,9 @@ def hf_weights() -> dict[str, np.ndarray]:
 
 
 def build(files: BackboneFiles) -> tf.keras.Model:
+    import pipeline.runtime.tf_runtime  # noqa: F401, I001  (patches TensorFlow before bert4keras loads it)
+    from bert4keras.models import build_transformer_model
+
     return build_transformer_model(str(files.config), str(files.checkpoint), model="bert")
 
 
@@ -111,6 +119,9 @@ def reference_bert(hf: dict[str, np.ndarray], token_ids: list[int], heads: int =
 
 
 def test_minilm_en_matches_numpy_reference(minilm_en: BackboneFiles, hf_weights: dict) -> None:
+    import pipeline.runtime.tf_runtime  # noqa: F401, I001  (patches TensorFlow before bert4keras loads it)
+    from bert4keras.tokenizers import Tokenizer
+
     assert read_manifest(minilm_en.config.parent) == minilm_en
     assert (minilm_en.model_type, minilm_en.lowercase, minilm_en.preset) == ("bert", True, "minilm-en")
     tokenizer = Tokenizer(str(minilm_en.vocab), do_lower_case=True)
@@ -127,6 +138,8 @@ def test_minilm_en_matches_numpy_reference(minilm_en: BackboneFiles, hf_weights:
 
 
 def test_minilm_en_checkpoint_names_and_config(minilm_en: BackboneFiles, hf_weights: dict) -> None:
+    from pipeline.runtime.tf_runtime import tf
+
     names = dict(tf.train.list_variables(str(minilm_en.checkpoint)))
     assert len(names) == len(hf_weights) - 1  # everything but embeddings.position_ids
     assert names["bert/encoder/layer_5/intermediate/dense/kernel"] == [384, 1536]
@@ -140,6 +153,8 @@ def test_minilm_en_checkpoint_names_and_config(minilm_en: BackboneFiles, hf_weig
 
 
 def test_minilm_zh_copies_shared_rows(tmp_path: Path, zh_vocab: Path, en_vocab: Path, hf_weights: dict) -> None:
+    from pipeline.runtime.tf_runtime import tf
+
     files = convert_minilm_zh(tmp_path / "minilm-zh", zh_vocab, "overlap", seed=7)
     table = tf.train.load_variable(str(files.checkpoint), WORD_EMBEDDINGS)
     zh, en = read_vocab(files.vocab), read_vocab(en_vocab)

@@ -6,22 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import DEFAULT_PARAMS, ConfigError, TaskConfig, load_params
+from pipeline.config.paths import DEFAULT_PARAMS
+from pipeline.config.errors import ConfigError
+from pipeline.config.schema import TaskConfig
+from pipeline.config.loading import load_params
+from tests.helpers import edited, line_of
 
-
-def edited(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
-    text = DEFAULT_PARAMS.read_text(encoding="utf-8")
-    assert old in text, f"fixture text {old!r} not in params.yaml"
-    path = tmp_path / "params.yaml"
-    path.write_text(text.replace(old, new, count), encoding="utf-8")
-    return path
-
-
-def line_of(path: Path, fragment: str) -> int:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if fragment in line:
-            return number
-    raise AssertionError(fragment)
+pytestmark = pytest.mark.unit
 
 
 def test_default_params_load_into_typed_objects() -> None:
@@ -36,7 +27,7 @@ def test_default_params_load_into_typed_objects() -> None:
 
 
 def test_wrong_type_names_file_line_and_key_path(tmp_path: Path) -> None:
-    path = edited(tmp_path, "epochs: 2", "epochs: three")
+    path = edited(tmp_path, "    learning_rate: 5.0e-5\n", "    learning_rate: 5.0e-5\n    epochs: three\n")
     with pytest.raises(ConfigError) as error:
         load_params(path)
     message = str(error.value)
@@ -45,12 +36,12 @@ def test_wrong_type_names_file_line_and_key_path(tmp_path: Path) -> None:
 
 
 def test_unknown_key_is_rejected_with_a_suggestion(tmp_path: Path) -> None:
-    path = edited(tmp_path, "    warmup_proportion: 0.1\n", "    warmup_proportoin: 0.1\n")
+    path = edited(tmp_path, "    maxlen: 64\n", "    maxln: 64\n")  # required, no default
     with pytest.raises(ConfigError) as error:
         load_params(path)
     message = str(error.value)
-    assert f"{path}:{line_of(path, 'warmup_proportoin')}: tasks.sst2.warmup_proportoin: unknown key" in message
-    assert "; hint: did you mean 'warmup_proportion'? (a required key, missing here)" in message
+    assert f"{path}:{line_of(path, 'maxln')}: tasks.sst2.maxln: unknown key" in message
+    assert "; hint: did you mean 'maxlen'? (a required key, missing here)" in message
     # one problem, one line: the misspelt key's 'required key is missing' twin is folded into it
     assert "required key is missing" not in message and message.count("\n") == 0
 
@@ -88,7 +79,7 @@ def test_missing_split_without_carving_is_rejected(tmp_path: Path) -> None:
 
 
 def test_range_checks(tmp_path: Path) -> None:
-    path = edited(tmp_path, "warmup_proportion: 0.1", "warmup_proportion: 1.5")
+    path = edited(tmp_path, "    learning_rate: 5.0e-5\n", "    learning_rate: 5.0e-5\n    warmup_proportion: 1.5\n")
     with pytest.raises(ConfigError, match=r"tasks\.sst2\.warmup_proportion: Input should be less than or equal to 1"):
         load_params(path)
 
@@ -107,7 +98,7 @@ def test_config_loading_does_not_import_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = "import sys; from pipeline.config import load_params; load_params(); print('tensorflow' in sys.modules)"
+    code = "import sys; from pipeline.config.loading import load_params; load_params(); print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=DEFAULT_PARAMS.parent)
     assert result.stdout.strip() == "False"
@@ -128,16 +119,17 @@ def test_backbone_errors_name_the_backbone_key(tmp_path: Path) -> None:
 
 
 def test_classification_head_options_balance_classes_and_pick_the_selection_metric(tmp_path: Path) -> None:
-    from pipeline.kinds import get_kind
+    from pipeline.kinds.factory import build_kind, new_kind
 
-    afqmc = load_params().task("afqmc")
-    kind = get_kind("pair_classification")
+    afqmc, sst2 = load_params().task("afqmc"), load_params().task("sst2")
+    kind = build_kind(afqmc)  # one kind object per task, holding that task's head options
     assert kind.selection_metric(afqmc) == "macro_f1"
-    assert kind.selection_metric(load_params().task("sst2")) == "accuracy"
+    assert build_kind(sst2).selection_metric(sst2) == "accuracy"
+    assert new_kind("pair_classification").options.select_by == "accuracy"  # the options' defaults
     features = [{"target": 0}] * 6 + [{"target": 1}] * 2
     weights = kind.class_weight(features, ["different", "same"], afqmc)
     assert weights == pytest.approx({0: 8 / 12, 1: 8 / 4})  # n / (classes x count): the rare class weighs 3x
-    assert kind.class_weight(features, ["negative", "positive"], load_params().task("sst2")) is None
+    assert build_kind(sst2).class_weight(features, ["negative", "positive"], sst2) is None
     path = edited(tmp_path, "head: {class_weight: balanced", "head: {class_weight: inverse")
     with pytest.raises(ConfigError, match="head.class_weight"):
         load_params(path)
@@ -149,9 +141,9 @@ def test_classification_head_options_balance_classes_and_pick_the_selection_metr
 @pytest.mark.parametrize(
     "old, new, key, hint",
     [
-        ("    epochs: 2\n", "    epochs: three\n", "tasks.sst2.epochs",
+        ("    epochs: 1\n", "    epochs: three\n", "tasks.ccks_event.epochs",
          "(got 'three'); hint: write a whole number, e.g. 'epochs: 3'"),
-        ("    epochs: 2\n", "    epochs: 2.5\n", "tasks.sst2.epochs", "(got 2.5); hint: write a whole number"),
+        ("  epochs: 2\n", "  epochs: 2.5\n", "defaults.epochs", "(got 2.5); hint: write a whole number"),
         ("    learning_rate: 5.0e-5\n", "    learning_rate: '5.0e-5'\n", "tasks.sst2.learning_rate",
          "hint: remove the quotes: 'learning_rate: 5.0e-5'"),
         ("    learning_rate: 5.0e-5\n", "    learning_rate: fast\n", "tasks.sst2.learning_rate",
@@ -161,7 +153,7 @@ def test_classification_head_options_balance_classes_and_pick_the_selection_metr
         ('      delimiter: " "\n', "      delimiter: 3\n", "tasks.sst2.data.delimiter",
          "(got 3); hint: quote it to make it text: 'delimiter: \"3\"'"),
         ("      columns: [label, text]\n", "      columns: label\n", "tasks.sst2.data.columns", "hint: write a list"),
-        ("    precision: float32\n", "    precision: float23\n", "tasks.sst2.precision",
+        ("  precision: float32 ", "  precision: float23 ", "defaults.precision",
          "hint: did you mean 'float32'?"),
         ("    seed: 7\n", "    seed: [7]\n", "backbones.minilm-zh.seed", "(got [7]); hint: write a whole number"),
     ],
@@ -225,20 +217,20 @@ def test_missing_key_names_an_example(tmp_path: Path) -> None:
 
 def test_problems_are_one_line_each_in_file_order(tmp_path: Path) -> None:
     path = edited(tmp_path, "kind: relation_extraction", "kind: relation")  # duie, near the end
-    path.write_text(path.read_text(encoding="utf-8").replace("    epochs: 2\n", "    epochs: two\n", 1)
+    path.write_text(path.read_text(encoding="utf-8").replace("  epochs: 2\n", "  epochs: two\n", 1)
                     .replace("    seed: 7\n", "    seed: seven\n"), encoding="utf-8")
     with pytest.raises(ConfigError) as error:
         load_params(path)
     lines = str(error.value).splitlines()
     keys = [line.split(": ")[1] for line in lines]
-    assert keys == ["backbones.minilm-zh.seed", "tasks.sst2.epochs", "tasks.duie.kind"]
+    assert keys == ["backbones.minilm-zh.seed", "defaults.epochs", "tasks.duie.kind"]
     numbers = [int(line.split(":")[1]) for line in lines]
     assert numbers == sorted(numbers) and all("; hint: " in line for line in lines)
 
 
 def test_line_of_and_shown_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.config import line_of as config_line_of
-    from pipeline.config import shown_path
+    from pipeline.config.yaml_source import line_of as config_line_of
+    from pipeline.config.errors import shown_path
 
     assert config_line_of(DEFAULT_PARAMS, "tasks.sst2.data.dir") == line_of(DEFAULT_PARAMS, "dir: en/sst2")
     assert config_line_of(DEFAULT_PARAMS, ["backbones", "nosuch"]) == line_of(DEFAULT_PARAMS, "backbones:")

@@ -13,17 +13,20 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline import outbox
-from pipeline.config import PROJECT_ROOT, load_params
-from pipeline.redaction import portable_path, redact_uri, scrub, shown_uri
-from pipeline.task_run import task_run
-from pipeline.team_server import free_port, start_mlflow_server
+from pipeline.tracking import outbox
+from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.loading import load_params
+from pipeline.runtime.log_setup import configure_logging
+from pipeline.tracking.redaction import portable_path, redact_uri, scrub, shown_uri
+from pipeline.tracking.run import task_run
+from pipeline.commands.team_server import free_port, start_mlflow_server
 from tests.tiny_project import build_project, run
 
 SECRET = "S3cretPassw0rd"
 TASK = "zh_sentiment"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("uri", "shown"),
     [
@@ -51,6 +54,7 @@ def test_redact_uri(uri: str, shown: str) -> None:
     assert redact_uri(shown) == shown
 
 
+@pytest.mark.unit
 def test_scrub_redacts_every_uri_in_a_text_and_the_environments_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     message = (
         "API request to http://someuser:S3cretPassw0rd@127.0.0.1:9/api/2.0/mlflow/runs/create failed with exception "
@@ -67,6 +71,7 @@ def test_scrub_redacts_every_uri_in_a_text_and_the_environments_secrets(monkeypa
     assert loose == "auth failed for someuser with ***, *** and ***"
 
 
+@pytest.mark.unit
 def test_shown_uri_is_redacted_and_names_the_local_store_relative_to_the_project(tmp_path: Path) -> None:
     assert shown_uri(f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}") == "sqlite:///mlflow.db"
     assert shown_uri(f"sqlite:///{tmp_path / 'mlflow.db'}") == f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -75,6 +80,7 @@ def test_shown_uri_is_redacted_and_names_the_local_store_relative_to_the_project
     assert portable_path(tmp_path / "x") == str(tmp_path / "x")
 
 
+@pytest.mark.unit
 def test_an_outage_with_a_password_in_the_uri_stores_and_shows_it_nowhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -82,6 +88,7 @@ def test_an_outage_with_a_password_in_the_uri_stores_and_shows_it_nowhere(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
     monkeypatch.setenv("PIPELINE_OUTBOX", str(tmp_path / "outbox"))
     monkeypatch.setenv("PIPELINE_RUN", "credentials-test")
+    configure_logging()  # as every stage does: the warning reaches stderr
     with task_run(load_params(), "sst2") as run_:
         assert run_.offline
         run_.log_metrics({"loss": 1.0}, step=1)
@@ -130,17 +137,17 @@ def test_the_pipeline_with_a_password_in_the_uri_writes_and_prints_it_nowhere(
     assert recorded["tracking_uri"] == redact_uri(down)
     assert not Path(recorded["outbox"]).is_absolute() and (project / recorded["outbox"]).is_dir()
 
-    summary = subprocess.run([sys.executable, "-m", "pipeline.summary"], cwd=project,
+    summary = subprocess.run([sys.executable, "-m", "pipeline.commands.summary"], cwd=project,
                              env=_env(MLFLOW_TRACKING_URI=down), capture_output=True, text=True, timeout=300)
     outputs.append(summary.stdout + summary.stderr)
     assert summary.returncode == 1 and "someuser:***@" in summary.stderr
-    outputs.append(run(project, "python", "-m", "pipeline.sync_runs", "--list",
+    outputs.append(run(project, "python", "-m", "pipeline.commands.sync_runs", "--list",
                        env={"MLFLOW_TRACKING_URI": down}).stdout)
 
     server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts")
     try:
         with_password = server.url.replace("http://", f"http://someuser:{SECRET}@")
-        pushed = run(project, "python", "-m", "pipeline.sync_runs", env={"MLFLOW_TRACKING_URI": with_password})
+        pushed = run(project, "python", "-m", "pipeline.commands.sync_runs", env={"MLFLOW_TRACKING_URI": with_password})
         outputs.append(pushed.stdout + pushed.stderr)
         assert "pushed" in pushed.stdout and "someuser:***@" in pushed.stdout
     finally:

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Params, TaskConfig, load_params
-from pipeline.data_health import build_health, health_metrics, summary_lines
+from pipeline.config.schema import Params, TaskConfig
+from pipeline.config.loading import load_params
+from pipeline.data_health.report import build_health, health_metrics, summary_lines
 from pipeline.data_health.duplicates import across, overlap, within
 from pipeline.data_health.fatal import Locator, find_problems
 from pipeline.data_health.truncation import char_kept, truncation
-from pipeline.readers import SPLITS, DataError, ReadReport, read_split
-from pipeline.readers.base import dedupe_splits
-from pipeline.readers.files import numbered_lines
-from pipeline.spans import I_WITHOUT_B, TYPE_CHANGE
+from pipeline.data.readers import SPLITS, DataError, ReadReport, read_split
+from pipeline.data.readers.base import dedupe_splits
+from pipeline.data.readers.files import numbered_lines
+from pipeline.text.spans import I_WITHOUT_B, TYPE_CHANGE
 
 
 def rec(rid: str, text: str, label: str = "pos", **extra) -> dict:
@@ -52,6 +53,7 @@ def ner_cfg(params: Params) -> TaskConfig:
 # --- duplicates ---------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_duplicates_within_a_split_count_copies_exact_copies_and_conflicts() -> None:
     records = [rec("t-1", "x"), rec("t-2", "x"), rec("t-3", "x", "neg"), rec("t-4", "y"), rec("t-5", "y")]
     found = within(records)
@@ -61,12 +63,14 @@ def test_duplicates_within_a_split_count_copies_exact_copies_and_conflicts() -> 
     assert found["conflicting_ids"] == [["t-1", "t-2", "t-3"]]
 
 
+@pytest.mark.unit
 def test_the_second_text_of_a_pair_is_part_of_the_input() -> None:
     records = [rec("t-1", "a", text_b="b"), rec("t-2", "a", text_b="c")]
     assert within(records)["same_input"] == 0
     assert within(records + [rec("t-3", "a", text_b="b")])["same_input"] == 1
 
 
+@pytest.mark.unit
 def test_overlap_across_splits_counts_the_later_splits_examples() -> None:
     splits = {
         "train": [rec("train-1", "x"), rec("train-2", "y"), rec("train-3", "y")],
@@ -86,6 +90,7 @@ def test_overlap_across_splits_counts_the_later_splits_examples() -> None:
     assert found["test_in_dev"]["example_ids"] == ["test-3"]
 
 
+@pytest.mark.unit
 def test_real_zh_sentiment_test_texts_that_occur_in_train(params: Params) -> None:
     """The issue's figure: 649 distinct test texts occur verbatim in train. The readers strip surrounding
     whitespace, which makes it 652 distinct texts, 680 test examples (and 668 dev examples)."""
@@ -108,6 +113,7 @@ def test_real_zh_sentiment_test_texts_that_occur_in_train(params: Params) -> Non
 # --- truncation ---------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_truncation_counts_cut_texts_and_entities_beyond_the_cut() -> None:
     text = "一二三四五六七八九"  # maxlen 8 keeps 6 characters
     records = [
@@ -120,6 +126,7 @@ def test_truncation_counts_cut_texts_and_entities_beyond_the_cut() -> None:
     assert truncation(records, char_kept, 11, "entities")["texts"] == 0
 
 
+@pytest.mark.unit
 def test_truncation_of_answers_counts_the_query_in_front_of_the_text() -> None:
     text = "甲乙丙丁戊己庚辛"
     answers = [{"start": 1, "end": 3, "text": "乙丙"}, {"start": 3, "end": 4, "text": "丁"}]
@@ -133,6 +140,7 @@ def test_truncation_of_answers_counts_the_query_in_front_of_the_text() -> None:
     assert truncation([pair], char_kept, 7, "answers")["units_lost"] == 1
 
 
+@pytest.mark.unit
 def test_a_triple_is_lost_when_either_argument_is_cut() -> None:
     text = "张三生于北京市海淀区"
     triple = {"subject": span(text, 0, 2), "predicate": "出生地", "object": span(text, 4, 10)}
@@ -141,9 +149,10 @@ def test_a_triple_is_lost_when_either_argument_is_cut() -> None:
     assert truncation([{"id": "t-1", "text": text, "triples": [triple]}], char_kept, 12, "triples")["units_lost"] == 0
 
 
+@pytest.mark.model
 def test_the_length_measure_is_exactly_the_chinese_tokenizers_truncation(zh_vocab: Path) -> None:
     from pipeline.data_health.truncation import tokenizer_kept
-    from pipeline.tokenization import ChineseCharTokenizer
+    from pipeline.text.tokenization import ChineseCharTokenizer
 
     real = tokenizer_kept(ChineseCharTokenizer(zh_vocab))
     rng = random.Random(3)
@@ -169,6 +178,7 @@ def ner_splits() -> dict[str, list[dict]]:
     }
 
 
+@pytest.mark.unit
 def test_report_counts_labels_unseen_types_encoding_and_reader_skips(ner_cfg: TaskConfig) -> None:
     skipped = {"train": {f"repaired BIO: {I_WITHOUT_B}": 2, f"repaired BIO: {TYPE_CHANGE}": 1, "empty text": 4}}
     health = build_health("t", ner_cfg, ner_splits(), {"skipped": skipped}, char_kept, "chars")
@@ -187,6 +197,7 @@ def test_report_counts_labels_unseen_types_encoding_and_reader_skips(ner_cfg: Ta
     assert len(summary_lines(health, "x.json")) <= 8
 
 
+@pytest.mark.unit
 def test_health_metrics_are_flat_numbers(ner_cfg: TaskConfig) -> None:
     health = build_health("t", ner_cfg, ner_splits(), {"skipped": {}}, char_kept, "chars")
     metrics = health_metrics(health)
@@ -203,6 +214,7 @@ def test_health_metrics_are_flat_numbers(ner_cfg: TaskConfig) -> None:
 # --- fatal problems -------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_fatal_problems_name_field_and_what() -> None:
     text = "上海"
     splits = {
@@ -231,6 +243,7 @@ def test_fatal_problems_name_field_and_what() -> None:
     assert [p.field for p in find_problems(triples, "relation_extraction")] == ["triples[0].object.text"]
 
 
+@pytest.mark.unit
 def test_locations_are_raw_lines_or_prepared_lines(tmp_path: Path) -> None:
     problem = find_problems({"dev": [rec("dev-0", "x"), rec("train-12", "x", "")]}, "text_classification")[0]
     raw = {"train": tmp_path / "train.tsv"}
@@ -242,6 +255,7 @@ def test_locations_are_raw_lines_or_prepared_lines(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.unit
 def test_the_stage_stops_on_a_span_mismatch_naming_raw_file_line_and_field(
     params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,11 +297,13 @@ def ids(splits: dict[str, list[dict]]) -> dict[str, list[str]]:
     return {split: [r["id"] for r in rows] for split, rows in splits.items()}
 
 
+@pytest.mark.unit
 def test_dedupe_none_changes_nothing() -> None:
     splits = dedupe_input()
     assert dedupe_splits(splits, "none") == (splits, {})
 
 
+@pytest.mark.unit
 def test_dedupe_within_drops_later_exact_copies_only() -> None:
     result, report = dedupe_splits(dedupe_input(), "within")
     assert ids(result) == {
@@ -298,6 +314,7 @@ def test_dedupe_within_drops_later_exact_copies_only() -> None:
     assert report["removed"] == {split: {"exact duplicate": 1} for split in SPLITS}
 
 
+@pytest.mark.unit
 def test_dedupe_across_keeps_test_intact_and_test_wins_over_dev() -> None:
     original = dedupe_input()
     result, report = dedupe_splits(original, "across")
@@ -310,6 +327,7 @@ def test_dedupe_across_keeps_test_intact_and_test_wins_over_dev() -> None:
     assert report["found"]["exact_duplicates"] == {"train": 1, "dev": 1, "test": 1}
 
 
+@pytest.mark.unit
 def test_prepare_dedupes_the_real_sentiment_data_and_validate_reports_it(
     params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zh_vocab: Path
 ) -> None:
@@ -340,6 +358,7 @@ def test_prepare_dedupes_the_real_sentiment_data_and_validate_reports_it(
     assert "dedupe" not in prepare.prepare(params, "zh_sentiment")
 
 
+@pytest.mark.unit
 def test_a_dedupe_setting_the_prepared_data_does_not_reflect_is_a_warning(ner_cfg: TaskConfig) -> None:
     cfg = ner_cfg.model_copy(update={"data": ner_cfg.data.model_copy(update={"dedupe": "all"})})
     health = build_health("t", cfg, ner_splits(), {"skipped": {}}, char_kept, "chars")

@@ -21,7 +21,7 @@ import mlflow
 import pytest
 from ruamel.yaml import YAML
 
-from pipeline.team_server import free_port, start_mlflow_server
+from pipeline.commands.team_server import free_port, start_mlflow_server
 from tests.tiny_project import build_project, run
 
 pytestmark = pytest.mark.e2e
@@ -128,11 +128,11 @@ def test_tracking_server_down_the_pipeline_completes_and_sync_pushes_the_runs(
     assert recorded["run_id"] is None and (project / recorded["outbox"]).is_dir()
     assert json.loads((project / "reports" / TASK / "model.json").read_text())["model_uri"] is None
 
-    listed = run(project, "python", "-m", "pipeline.sync_runs", "--list").stdout
+    listed = run(project, "python", "-m", "pipeline.commands.sync_runs", "--list").stdout
     assert TASK in listed
     server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts")
     try:
-        pushed = run(project, "python", "-m", "pipeline.sync_runs", env={"MLFLOW_TRACKING_URI": server.url}).stdout
+        pushed = run(project, "python", "-m", "pipeline.commands.sync_runs", env={"MLFLOW_TRACKING_URI": server.url}).stdout
         assert "pushed" in pushed
         client = mlflow.MlflowClient(server.url)
         (synced,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -146,7 +146,7 @@ def test_tracking_server_down_the_pipeline_completes_and_sync_pushes_the_runs(
         answer = run(project, "python", "-c", code, f"runs:/{synced.info.run_id}/model",
                      env={"MLFLOW_TRACKING_URI": server.url}).stdout.strip().splitlines()[-1]
         assert answer in {"positive", "negative"}
-        again = run(project, "python", "-m", "pipeline.sync_runs", env={"MLFLOW_TRACKING_URI": server.url}).stdout
+        again = run(project, "python", "-m", "pipeline.commands.sync_runs", env={"MLFLOW_TRACKING_URI": server.url}).stdout
         assert "nothing to push" in again
     finally:
         server.stop()

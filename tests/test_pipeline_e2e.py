@@ -89,6 +89,35 @@ def test_repro_after_a_run_does_nothing(project: Path) -> None:
     assert len(mlflow_runs(project)) == len(TASKS)
 
 
+def changed_stages(project: Path) -> set[str]:
+    """The stages ``dvc status`` calls changed (computing hashes only: nothing runs)."""
+    result = run(project, "dvc", "status", "--json")
+    return set(json.loads(result.stdout or "{}"))
+
+
+def test_an_edit_reaches_exactly_the_stages_that_read_it(project: Path) -> None:
+    params, decoding = project / "params.yaml", project / "pipeline" / "kinds" / "sequence_labeling" / "decoding.py"
+    original_params, original_code = params.read_text(encoding="utf-8"), decoding.read_text(encoding="utf-8")
+    task_stages = {f"{stage}@{task}" for task in TASKS for stage in ("validate", "train", "evaluate")}
+    labeling = [task for task, kind in TASKS.items() if kind == "sequence_labeling"]
+    try:
+        # the same edits `dvc exp run -S defaults.dropout=0.2` / `-S tasks.sst2.dropout=0.2` make
+        params.write_text(original_params.replace("  dropout: 0.1\n", "  dropout: 0.2\n", 1), encoding="utf-8")
+        assert changed_stages(project) == task_stages
+        sst2 = original_params.replace("    maxlen: 32\n", "    maxlen: 32\n    dropout: 0.2\n", 1)
+        assert sst2.index("dropout: 0.2") > sst2.index("  sst2:") and sst2.index("dropout: 0.2") < sst2.index("  zh_sentiment:")
+        params.write_text(sst2, encoding="utf-8")
+        assert changed_stages(project) == {"validate@sst2", "train@sst2", "evaluate@sst2"}
+        params.write_text(original_params, encoding="utf-8")
+        # BIO decoding is code only sequence labeling runs
+        decoding.write_text(original_code + "\n# an edit\n", encoding="utf-8")
+        assert changed_stages(project) == {f"{stage}@{task}" for task in labeling for stage in ("train", "evaluate")}
+    finally:
+        params.write_text(original_params, encoding="utf-8")
+        decoding.write_text(original_code, encoding="utf-8")
+    assert changed_stages(project) == set()
+
+
 def test_experiment_reruns_only_the_changed_task(project: Path) -> None:
     git_commit_all(project, "lock")
     result = run(project, "dvc", "exp", "run", "-S", "tasks.zh_sentiment.epochs=1")
@@ -194,7 +223,7 @@ def test_serve_answers_invocations(project: Path) -> None:
     port = free_port()
     log = open(project / "serve.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.serve", "sst2", "--port", str(port)],
+        [sys.executable, "-m", "pipeline.commands.serve", "sst2", "--port", str(port)],
         cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
     )
@@ -221,13 +250,13 @@ def test_serve_answers_invocations(project: Path) -> None:
 
 
 def test_predict_command_from_task_run_id_and_file(project: Path, tmp_path: Path) -> None:
-    local = run(project, sys.executable, "-m", "pipeline.predict", "ccks_event", "--query", "收购", "腾讯收购了搜狗")
+    local = run(project, sys.executable, "-m", "pipeline.commands.predict", "ccks_event", "--query", "收购", "腾讯收购了搜狗")
     answer = json.loads(local.stdout.strip().splitlines()[-1])
     assert answer["query"] == "收购" and set(answer["predicted"]) >= {"text", "start", "end"}
     run_id = json.loads((project / "reports" / "sst2" / "mlflow_run.json").read_text())["run_id"]
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"text": "a gripping film"}\n{"text": "a dull film"}\n', encoding="utf-8")
-    logged = run(project, sys.executable, "-m", "pipeline.predict", "--run-id", run_id, "--file", str(rows))
+    logged = run(project, sys.executable, "-m", "pipeline.commands.predict", "--run-id", run_id, "--file", str(rows))
     lines = [json.loads(line) for line in logged.stdout.strip().splitlines() if line.startswith("{")]
     assert [line["text"] for line in lines] == ["a gripping film", "a dull film"]
     assert all(line["predicted"]["label"] in ("negative", "positive") for line in lines)
@@ -236,7 +265,7 @@ def test_predict_command_from_task_run_id_and_file(project: Path, tmp_path: Path
 def test_predict_command_names_a_missing_field(project: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.predict", "ccks_event", "腾讯收购了搜狗"],
+        [sys.executable, "-m", "pipeline.commands.predict", "ccks_event", "腾讯收购了搜狗"],
         cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2

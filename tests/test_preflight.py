@@ -17,10 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import preflight
-from pipeline.config import ConfigError, load_params
-from pipeline.preflight import check_all, check_backbone, check_stage, check_task
-from tests.test_config import line_of
+from pipeline.config import preflight
+from pipeline.config.errors import ConfigError
+from pipeline.config.loading import load_params
+from pipeline.config.preflight import check_all, check_backbone, check_stage, check_task
+from tests.helpers import line_of
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = (ROOT.parent / "shared").resolve()  # messages show resolved paths (../shared may be a link)
@@ -94,17 +97,16 @@ def expect_one(lines: list[str], path: Path, line: int, key: str, *fragments: st
 
 @pytest.mark.parametrize("stage", ["train", "prepare"])
 def test_unknown_key(project: Path, capsys: pytest.CaptureFixture, stage: str) -> None:
-    path = broken(project, "unknown-key.yaml", "    warmup_proportion: 0.1\n", "    warmup_proportoin: 0.1\n")
+    path = broken(project, "unknown-key.yaml", "    maxlen: 64\n", "    maxln: 64\n")
     lines = run_entry(project, capsys, f"pipeline.stages.{stage}", "sst2", "--params", path.name)
-    expect_one(lines, path, line_of(path, "warmup_proportoin"), "tasks.sst2.warmup_proportoin",
-               "unknown key", "did you mean 'warmup_proportion'?")
+    expect_one(lines, path, line_of(path, "maxln"), "tasks.sst2.maxln", "unknown key", "did you mean 'maxlen'?")
 
 
 @pytest.mark.parametrize("stage", ["train", "evaluate"])
 def test_wrong_type(project: Path, capsys: pytest.CaptureFixture, stage: str) -> None:
-    path = broken(project, "wrong-type.yaml", "    epochs: 2\n", "    epochs: two\n")
+    path = broken(project, "wrong-type.yaml", "  epochs: 2\n", "  epochs: two\n")  # in defaults
     lines = run_entry(project, capsys, f"pipeline.stages.{stage}", "sst2", "--params", path.name)
-    expect_one(lines, path, line_of(path, "epochs: two"), "tasks.sst2.epochs",
+    expect_one(lines, path, line_of(path, "epochs: two"), "defaults.epochs",
                "valid integer (got 'two')", "write a whole number, e.g. 'epochs: 3'")
 
 
@@ -205,23 +207,23 @@ def test_missing_path_backbone(project: Path, capsys: pytest.CaptureFixture, tmp
 
 
 def test_several_problems_one_line_each(project: Path, capsys: pytest.CaptureFixture) -> None:
-    path = broken(project, "two.yaml", "    epochs: 2\n", "    epochs: two\n")
+    path = broken(project, "two.yaml", "    learning_rate: 5.0e-5\n", "    learning_rate: 5.0e-5\n    epochs: two\n")
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("    dropout: 0.1\n", "    dropout: 0.1\n    dropuot: 0.1\n", 1), encoding="utf-8")
+    path.write_text(text.replace("    maxlen: 64\n", "    maxlen: 64\n    dropuot: 0.1\n", 1), encoding="utf-8")
     lines = run_entry(project, capsys, "pipeline.stages.train", "sst2", "--params", path.name)
-    assert len(lines) == 2 and "tasks.sst2.epochs" in lines[0] and "tasks.sst2.dropuot" in lines[1], lines
+    assert len(lines) == 2 and "tasks.sst2.dropuot" in lines[0] and "tasks.sst2.epochs" in lines[1], lines
 
 
-# --- pipeline.check -------------------------------------------------------------------------------
+# --- pipeline.commands.check -------------------------------------------------------------------------------
 
 
 def test_check_passes_on_the_real_params(capsys: pytest.CaptureFixture) -> None:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", DRIVER, "pipeline.check"], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", DRIVER, "pipeline.commands.check"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     elapsed = time.perf_counter() - start
     with capsys.disabled():
-        print(f"\n[preflight timing] python -m pipeline.check (real params.yaml): {elapsed:.2f} s")
+        print(f"\n[preflight timing] python -m pipeline.commands.check (real params.yaml): {elapsed:.2f} s")
     params = load_params()
     assert result.returncode == 0, result.stderr
     counts = f"{len(params.tasks)} tasks, {len(params.backbones)} backbones"
@@ -230,7 +232,7 @@ def test_check_passes_on_the_real_params(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_check_named_tasks(project: Path) -> None:
-    from pipeline.check import main
+    from pipeline.commands.check import main
 
     assert main(["--params", str(project / "params.yaml"), "sst2"]) == 0
     assert main(["--params", str(project / "params.yaml"), "sst2", "tnews"]) == 0
@@ -242,11 +244,11 @@ def test_check_reports_every_problem(project: Path, capsys: pytest.CaptureFixtur
                     .replace("dir: en/conll2003", "dir: en/conll2003x")
                     .replace("chinese-vocab/vocab.txt", "chinese-vocab/vocab.text"), encoding="utf-8")
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", DRIVER, "pipeline.check", "--params", path.name], cwd=project,
+    result = subprocess.run([sys.executable, "-c", DRIVER, "pipeline.commands.check", "--params", path.name], cwd=project,
                             capture_output=True, text=True, timeout=120)
     elapsed = time.perf_counter() - start
     with capsys.disabled():
-        print(f"\n[preflight timing] python -m pipeline.check --params {path.name} (3 problems): {elapsed:.2f} s")
+        print(f"\n[preflight timing] python -m pipeline.commands.check --params {path.name} (3 problems): {elapsed:.2f} s")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "tensorflow imported: False" in result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -255,16 +257,16 @@ def test_check_reports_every_problem(project: Path, capsys: pytest.CaptureFixtur
     ], result.stderr
     assert result.stderr.splitlines()[-1] == f"{path.name}: 3 problems"
     # only the named task (and its backbone) is checked
-    result = subprocess.run([sys.executable, "-m", "pipeline.check", "--params", path.name, "mrpc"], cwd=project,
+    result = subprocess.run([sys.executable, "-m", "pipeline.commands.check", "--params", path.name, "mrpc"], cwd=project,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == f"{path.name}: OK (1 task, 1 backbone)", result.stderr
-    result = subprocess.run([sys.executable, "-m", "pipeline.check", "--params", path.name, "nosuch"], cwd=project,
+    result = subprocess.run([sys.executable, "-m", "pipeline.commands.check", "--params", path.name, "nosuch"], cwd=project,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "tasks.nosuch: no task 'nosuch'" in result.stderr
 
 
 def test_check_reports_config_errors(project: Path, capsys: pytest.CaptureFixture) -> None:
-    from pipeline.check import main
+    from pipeline.commands.check import main
 
     path = broken(project, "check-kind.yaml", "kind: text_classification", "kind: text_clasification")
     assert main(["--params", str(path)]) == 2

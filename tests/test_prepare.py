@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_params
-from pipeline.readers import DataError, ReadReport, read_split
-from pipeline.readers.base import CarveSpec
-from pipeline.readers.delimited import DelimitedSource
-from pipeline.splits import carve_splits
+from pipeline.config.loading import load_params
+from pipeline.data.readers import DataError, ReadReport, read_split
+from pipeline.data.readers.base import CarveSpec
+from pipeline.data.readers.delimited import DelimitedSource
+from pipeline.data.splits import carve_splits
+from tests.helpers import FIXTURES
+
+pytestmark = pytest.mark.unit
 
 TSV = DelimitedSource(format="delimited", dir=".", train="t", dev="d", test="t", delimiter="\t",
                       columns=["text", "label"], header=False)
@@ -108,9 +111,9 @@ def test_prepare_maps_label_names_and_rejects_unknown_labels(tmp_path: Path, mon
     from pipeline.stages import prepare as stage
 
     monkeypatch.setattr(stage, "prepared_dir", lambda task: tmp_path / task)
-    summary = stage.prepare(load_params(), "sst2")
-    assert summary["labels"]["test"] == {"negative": 912, "positive": 909}
-    params = load_params()
+    params = load_params().model_copy(update={"data_root": str(FIXTURES)})  # a few lines of each sst2 file
+    summary = stage.prepare(params, "sst2")
+    assert summary["labels"]["test"] == {"negative": 5, "positive": 2}
     data = params.tasks["sst2"].data.model_copy(update={"label_names": {"1": "positive"}})
     bad = params.model_copy(update={"tasks": {"sst2": params.tasks["sst2"].model_copy(update={"data": data})}})
     with pytest.raises(DataError, match=r"stsa.binary.train:\d+: field 'label': '0' is not a key of tasks.sst2.data.label_names"):

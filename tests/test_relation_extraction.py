@@ -8,16 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.kinds.relation_extraction import (
-    KIND,
+from pipeline.kinds.factory import new_kind
+from pipeline.kinds.relation_extraction.kind import (
     char_triples,
     memorised_predictions,
     pointer_targets,
     token_triples,
     triple_scores,
 )
-from pipeline.pointers import decode_pointers, pointer_labels
-from pipeline.readers import READERS, DataError, ReadReport, read_split
+from pipeline.kinds.relation_extraction.pointers import decode_pointers, pointer_labels
+from pipeline.data.readers import READERS, DataError, ReadReport, read_split
+
+KIND = new_kind("relation_extraction")
 
 TINY = {
     "attention_probs_dropout_prob": 0.0, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
@@ -52,6 +54,7 @@ def placed_record(record_id: str, text: str, triples: list[tuple[str, str, str]]
 # --- readers ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_duie_reader_places_first_occurrences_and_counts_skips(tmp_path: Path) -> None:
     lines = [
         {"text": "《青花瓷》由周杰伦演唱，周杰伦作曲", "spo_list": [
@@ -81,6 +84,7 @@ def test_duie_reader_places_first_occurrences_and_counts_skips(tmp_path: Path) -
     }}
 
 
+@pytest.mark.unit
 def test_duie_reader_schema_and_errors(tmp_path: Path) -> None:
     (tmp_path / "schema.json").write_text(json.dumps([{"predicate": "歌手"}], ensure_ascii=False), encoding="utf-8")
     path = tmp_path / "train.json"
@@ -100,6 +104,7 @@ def test_duie_reader_schema_and_errors(tmp_path: Path) -> None:
         read_split(source("duie"), path, "train", ReadReport())
 
 
+@pytest.mark.unit
 def test_conll04_reader_gives_exact_character_spans(tmp_path: Path) -> None:
     sentences = [
         {"tokens": ["John", "Smith", "works", "for", "U.S.", "Steel", "in", "Pittsburgh", "."],
@@ -123,6 +128,7 @@ def test_conll04_reader_gives_exact_character_spans(tmp_path: Path) -> None:
         read_split(source("conll04"), path, "train", ReadReport())
 
 
+@pytest.mark.unit
 def test_real_files_read_with_their_published_counts(shared_data: Path) -> None:
     report = ReadReport()
     duie_source = source("duie", schema_file="duie_schema.json")
@@ -142,6 +148,7 @@ def test_real_files_read_with_their_published_counts(shared_data: Path) -> None:
 # --- pointers ------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_pointer_labels_and_decoding_round_trip() -> None:
     spans = [(0, 1, 3), (2, 4, 4), (0, 5, 7)]
     labels = pointer_labels(9, spans, 3)
@@ -151,6 +158,7 @@ def test_pointer_labels_and_decoding_round_trip() -> None:
         pointer_labels(4, [(0, 3, 4)], 1)
 
 
+@pytest.mark.unit
 def test_decoder_pairs_each_start_with_the_nearest_end_inside_the_window() -> None:
     probs = np.zeros((8, 1, 2))
     probs[[1, 2, 6], 0, 0] = [0.9, 0.7, 0.8]  # starts
@@ -162,8 +170,9 @@ def test_decoder_pairs_each_start_with_the_nearest_end_inside_the_window() -> No
     assert decode_pointers(probs, 0.75, lo=1)[0] == (0, 1, 5)
 
 
+@pytest.mark.model
 def test_targets_and_char_triples_on_a_chinese_encoding(zh_vocab: Path) -> None:
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.text.tokenization import build_tokenizer
 
     tokenizer = build_tokenizer("zh", zh_vocab, lowercase=True)
     record = {"id": "train-1", "text": "周杰伦唱稻香，方文山作词", "triples": [
@@ -186,9 +195,10 @@ def test_targets_and_char_triples_on_a_chinese_encoding(zh_vocab: Path) -> None:
     assert empty["subject_spans"].tolist() == [[0, 0]] and empty["object_spans"].tolist() == [[0, 0, 0, 0]]
 
 
+@pytest.mark.model
 def test_in_graph_labels_and_subject_sampling_match_the_numpy_reference() -> None:
-    from pipeline.kinds.relation_layers import PointerLoss, SampleSubject, pointer_label_tensor
-    from pipeline.tf_runtime import tf
+    from pipeline.kinds.relation_extraction.layers import PointerLoss, SampleSubject, pointer_label_tensor
+    from pipeline.runtime.tf_runtime import tf
 
     spans = np.array([[[1, 2, 4], [0, 1, 1], [0, 0, 0]], [[0, 3, 3], [0, 0, 0], [0, 0, 0]]], np.int32)
     selected = spans[..., 2] > 0
@@ -217,8 +227,9 @@ def test_in_graph_labels_and_subject_sampling_match_the_numpy_reference() -> Non
     assert losses[0] == pytest.approx(losses[1]) and losses[0] > 0
 
 
+@pytest.mark.model
 def test_english_spans_map_to_first_and_last_word_pieces(en_vocab: Path) -> None:
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.text.tokenization import build_tokenizer
 
     tokenizer = build_tokenizer("en", en_vocab, lowercase=True)
     text = "Brzezinski lived in Dzerzhinsk ."
@@ -232,6 +243,7 @@ def test_english_spans_map_to_first_and_last_word_pieces(en_vocab: Path) -> None
 # --- scores ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_triple_scores_text_and_span_matching() -> None:
     gold = [
         {"triples": [triple((0, 2, "ab"), "p", (3, 4, "c")), triple((0, 2, "ab"), "q", (5, 6, "d"))]},
@@ -252,6 +264,7 @@ def test_triple_scores_text_and_span_matching() -> None:
     assert KIND.score(gold, [{"triples": []}] * 2, [])["f1"] == 0.0
 
 
+@pytest.mark.unit
 def test_memorised_baseline_finds_known_pairs() -> None:
     train = [{"triples": [triple((0, 2, "ab"), "p", (3, 4, "c")), triple((0, 1, "z"), "q", (2, 3, "w"))]}]
     test = [{"text": "xx ab yc", "triples": [triple((3, 5, "ab"), "p", (7, 8, "c"))]}, {"text": "z", "triples": []}]
@@ -260,6 +273,7 @@ def test_memorised_baseline_finds_known_pairs() -> None:
     assert KIND.baseline(train, test, ["p", "q"])["f1"] == 1.0
 
 
+@pytest.mark.unit
 def test_reports_are_written(tmp_path: Path) -> None:
     gold = [{"triples": [triple((0, 2, "ab"), "p", (3, 4, "c"))]}]
     files = KIND.write_reports(gold, gold, ["p"], tmp_path)
@@ -271,14 +285,15 @@ def test_reports_are_written(tmp_path: Path) -> None:
 # --- a tiny model: train a few steps, save, rebuild, predict -------------------------------------------
 
 
+@pytest.mark.model
 def test_tiny_model_trains_and_predicts_the_same_after_reload(tmp_path: Path, zh_vocab: Path) -> None:
     import shutil
 
     from pipeline.backbone.checkpoint import random_bert_arrays, write_bert_config, write_tf_checkpoint
-    from pipeline.config import TaskConfig
-    from pipeline.modeling import build_task_model
-    from pipeline.tf_runtime import set_seed
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.config.schema import TaskConfig
+    from pipeline.training.modeling import build_task_model
+    from pipeline.runtime.tf_runtime import set_seed
+    from pipeline.text.tokenization import build_tokenizer
     from pipeline.training.trainer import DevEvaluation, fit
 
     shutil.copyfile(zh_vocab, tmp_path / "vocab.txt")
@@ -293,29 +308,32 @@ def test_tiny_model_trains_and_predicts_the_same_after_reload(tmp_path: Path, zh
         "max_test_samples": None, "seed": 1, "precision": "float32",
         "head": {"subject_threshold": 0.005, "object_threshold": 0.0005},
     })
+    from pipeline.kinds.factory import build_kind
+
+    kind = build_kind(cfg)  # the thresholds of its head options decode the predictions
     records = [
         placed_record(f"r{i}", f"{a}唱{b}，{c}作词", [(b, "歌手", a), (b, "作词", c)])
         for i, (a, b, c) in enumerate(4 * [("张三", "春天", "李四"), ("王五", "夏天", "赵六"), ("孙七", "秋天", "周八")])
     ]
     set_seed(1)
     tokenizer = build_tokenizer("zh", tmp_path / "vocab.txt", lowercase=True)
-    labels = KIND.label_space(records, cfg)
-    features = [KIND.encode(r, tokenizer, labels, cfg.maxlen) for r in records]
-    model = build_task_model(KIND, tmp_path / "bert_config.json", tmp_path / "bert_model.ckpt", "bert", labels, cfg)
+    labels = kind.label_space(records, cfg)
+    features = [kind.encode(r, tokenizer, labels, cfg.maxlen) for r in records]
+    model = build_task_model(kind, tmp_path / "bert_config.json", tmp_path / "bert_model.ckpt", "bert", labels, cfg)
     weights = tmp_path / "model.weights.h5"
     rows = []
-    evaluation = DevEvaluation(KIND, records[:4], features[:4], labels, 4, weights, rows.append)
-    fit(KIND, model, cfg, features, evaluation)
+    evaluation = DevEvaluation(kind, records[:4], features[:4], labels, 4, weights, rows.append)
+    fit(kind, model, cfg, features, evaluation)
     assert len(rows) == 2 and all(np.isfinite(row["loss"]) for row in rows) and rows[1]["loss"] < rows[0]["loss"]
     model.load_weights(str(weights))
-    before = KIND.predict(model, records, features, labels, 8)
+    before = kind.predict(model, records, features, labels, 8)
     assert any(p["triples"] for p in before)
     for p, r in zip(before, records):
         for t in p["triples"]:
             assert t["predicate"] in labels
             assert r["text"][t["subject"]["start"] : t["subject"]["end"]] == t["subject"]["text"]
-    rebuilt = build_task_model(KIND, tmp_path / "bert_config.json", None, "bert", labels, cfg)
+    rebuilt = build_task_model(kind, tmp_path / "bert_config.json", None, "bert", labels, cfg)
     rebuilt.load_weights(str(weights))
-    after = KIND.predict(rebuilt, records, features, labels, 8)
+    after = kind.predict(rebuilt, records, features, labels, 8)
     assert after == before
-    assert set(KIND.score(records, after, labels)) == {"f1", "precision", "recall", "span_f1"}
+    assert set(kind.score(records, after, labels)) == {"f1", "precision", "recall", "span_f1"}

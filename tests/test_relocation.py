@@ -12,10 +12,12 @@ from urllib.parse import unquote, urlsplit
 import mlflow
 import pytest
 
-from pipeline.config import load_params
-from pipeline.task_run import task_run
-from pipeline.tracking import relocate_local_store
+from pipeline.config.loading import load_params
+from pipeline.tracking.run import task_run
+from pipeline.tracking.store import relocate_local_store
 from tests.tiny_project import build_project, run
+
+pytestmark = pytest.mark.e2e
 
 TASK = "zh_sentiment"
 
@@ -77,7 +79,6 @@ def test_a_copied_store_logs_beside_its_own_database(tmp_path: Path, monkeypatch
     assert relocate_local_store(_uri(copy)) == []
 
 
-@pytest.mark.e2e
 def test_a_copied_project_runs_without_touching_the_original(tmp_path: Path, shared_data: Path, zh_vocab: Path) -> None:
     original = build_project(tmp_path, shared_data, zh_vocab, {TASK: "text_classification"})
     run(original, "dvc", "repro", f"evaluate@{TASK}")

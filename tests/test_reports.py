@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.config import DEFAULT_PARAMS, load_params
-from pipeline.kinds import get_kind
-from pipeline.reporting import markdown_table, mistakes_markdown, write_mistakes
+from pipeline.config.paths import DEFAULT_PARAMS
+from pipeline.config.loading import load_params
+from pipeline.kinds.factory import build_kind, new_kind
+from pipeline.reporting.files import markdown_table
+from pipeline.reporting.mistakes import mistakes_markdown, write_mistakes
 
 # --- worst mistakes per kind --------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_classification_mistakes_are_wrong_predictions_most_confident_first() -> None:
-    kind = get_kind("pair_classification")
+    kind = new_kind("pair_classification")
     records = [
         {"id": "a", "text": "x1", "text_b": "y1", "label": "same"},
         {"id": "b", "text": "x2", "text_b": "y2", "label": "different"},
@@ -49,8 +51,9 @@ def _entities(text: str, *mentions: tuple[str, str]) -> list[dict]:
     return found
 
 
+@pytest.mark.unit
 def test_sequence_labeling_mistakes_rank_texts_by_missed_plus_spurious_entities() -> None:
-    kind = get_kind("sequence_labeling")
+    kind = new_kind("sequence_labeling")
     gold = {
         "perfect": ("张三在北京", [("张三", "PER"), ("北京", "LOC")]),
         "two": ("李四住上海", [("李四", "PER")]),
@@ -84,8 +87,9 @@ def _triple(text: str, subject: str, predicate: str, obj: str) -> dict:
     }
 
 
+@pytest.mark.unit
 def test_relation_mistakes_rank_texts_by_triple_errors_matched_by_text() -> None:
-    kind = get_kind("relation_extraction")
+    kind = new_kind("relation_extraction")
     a, b, c = "张三写了春天和夏天", "李四唱秋天", "王五唱冬天"
     records = [
         {"id": "a", "text": b, "triples": [_triple(b, "秋天", "歌手", "李四")]},
@@ -108,8 +112,9 @@ def test_relation_mistakes_rank_texts_by_triple_errors_matched_by_text() -> None
     assert kind.mistakes(records[2:], [{"triples": [moved]}], []) == []
 
 
+@pytest.mark.unit
 def test_span_mistakes_lowest_f1_first_exact_matches_left_out() -> None:
-    kind = get_kind("span_extraction")
+    kind = new_kind("span_extraction")
     records = [
         {"id": "exact", "query": "q", "text": "abc def ghi", "answers": [{"start": 0, "end": 3, "text": "abc"}]},
         {"id": "half", "query": "q", "text": "abc def ghi", "answers": [{"start": 0, "end": 7, "text": "abc def"}]},
@@ -130,6 +135,7 @@ def test_span_mistakes_lowest_f1_first_exact_matches_left_out() -> None:
 # --- markdown ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_mistakes_are_written_as_json_lines_and_readable_markdown(tmp_path: Path) -> None:
     rows = [
         {"id": "t-1", "text": "a <script>x</script> | *b* _c_\nnext", "gold": ["A (PER)"], "predicted": [],
@@ -153,6 +159,7 @@ def test_mistakes_are_written_as_json_lines_and_readable_markdown(tmp_path: Path
     assert "No mistakes." in mistakes_markdown([], "t")
 
 
+@pytest.mark.unit
 def test_markdown_table_escapes_pipes_and_newlines() -> None:
     assert markdown_table(["a", "b"], [["x|y", "1\n2"], [0.5, ""]]) == (
         "| a | b |\n|---|---|\n| x\\|y | 1 2 |\n| 0.5 |  |\n"
@@ -186,8 +193,9 @@ def _fake_runs(uri: str, experiment: str, tmp_path: Path) -> dict[str, str]:
     return ids
 
 
+@pytest.mark.unit
 def test_summary_shows_latest_metrics_and_best_mlflow_run(tmp_path: Path) -> None:
-    from pipeline.summary import NOT_RUN, write_summary
+    from pipeline.commands.summary import NOT_RUN, write_summary
 
     params = load_params()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -211,18 +219,20 @@ def test_summary_shows_latest_metrics_and_best_mlflow_run(tmp_path: Path) -> Non
     )
 
 
+@pytest.mark.unit
 def test_summary_without_a_store_yet_creates_none(tmp_path: Path) -> None:
-    from pipeline.summary import write_summary
+    from pipeline.commands.summary import write_summary
 
     path, error = write_summary(load_params(), tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert error is None and not (tmp_path / "mlflow.db").exists()
     assert _row(path.read_text(encoding="utf-8"), "sst2")[5] == "-"
 
 
+@pytest.mark.unit
 def test_summary_reports_an_unreachable_store_in_one_line_and_still_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.summary import main
+    from pipeline.commands.summary import main
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     (tmp_path / "params.yaml").write_text(DEFAULT_PARAMS.read_text(encoding="utf-8"), encoding="utf-8")
@@ -247,9 +257,9 @@ SALIENCY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", *"�
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory: pytest.TempPathFactory):
     """A text classifier on a tiny random BERT, its tokenizer and labels."""
-    from pipeline.modeling import build_task_model
-    from pipeline.tf_runtime import set_seed
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.training.modeling import build_task_model
+    from pipeline.runtime.tf_runtime import set_seed
+    from pipeline.text.tokenization import build_tokenizer
     from tests.tiny_project import make_tiny_backbone
 
     base = tmp_path_factory.mktemp("saliency")
@@ -258,16 +268,17 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory):
     cfg = load_params().task("zh_sentiment")
     labels = ["negative", "positive"]
     set_seed(3)
-    kind = get_kind(cfg.kind)
+    kind = build_kind(cfg)
     model = build_task_model(kind, backbone / "bert_config.json", backbone / "bert_model.ckpt", "bert", labels, cfg)
     return model, build_tokenizer("zh", backbone / "vocab.txt", True), labels
 
 
+@pytest.mark.model
 def test_embedding_gradient_slices_are_per_position_gradients(tiny_classifier) -> None:
     """The IndexedSlices trick: a row of the slices is the gradient at that position (checked against a
     finite difference of the embedding row of a token that occurs once)."""
-    from pipeline.saliency import TOKEN_EMBEDDING, gradient_saliency
-    from pipeline.tf_runtime import tf
+    from pipeline.kinds.common.saliency import TOKEN_EMBEDDING, gradient_saliency
+    from pipeline.runtime.tf_runtime import tf
 
     model, tokenizer, _ = tiny_classifier
     encoding = tokenizer.encode("很好的电影不坏")
@@ -293,8 +304,9 @@ def test_embedding_gradient_slices_are_per_position_gradients(tiny_classifier) -
     np.testing.assert_allclose(moved - float(p), eps * np.linalg.norm(row), rtol=0.05)
 
 
+@pytest.mark.model
 def test_saliency_scores_match_tokens_are_normalised_and_ignore_padding(tiny_classifier) -> None:
-    from pipeline.saliency import explain
+    from pipeline.kinds.common.saliency import explain
 
     model, tokenizer, _ = tiny_classifier
     records = [{"text": "很好"}, {"text": "电影不好看，很坏的电影"}, {"text": "好", "text_b": "不坏的"}]
@@ -312,8 +324,9 @@ def test_saliency_scores_match_tokens_are_normalised_and_ignore_padding(tiny_cla
     np.testing.assert_allclose(alone.scores, explained[0].scores, atol=1e-5)
 
 
+@pytest.mark.model
 def test_saliency_page_mixes_right_and_wrong_and_escapes_text(tiny_classifier, tmp_path: Path) -> None:
-    from pipeline.saliency import pick_examples, write_saliency_page
+    from pipeline.kinds.common.saliency import pick_examples, write_saliency_page
 
     model, tokenizer, labels = tiny_classifier
     texts = ["<b>好</b> & 坏", "很好", "不好", "电影很好看", "坏的", "好的电影", "不坏"]

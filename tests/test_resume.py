@@ -12,21 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from tests.tiny_project import make_tiny_backbone
+
+pytestmark = pytest.mark.model
 
 EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, zh_vocab: Path) -> dict:
-    from pipeline.kinds import get_kind
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.kinds.factory import build_kind
+    from pipeline.text.tokenization import build_tokenizer
     from pipeline.training.trainer import encode_all
 
     backbone = make_tiny_backbone(tmp_path_factory.mktemp("resume") / "tiny", zh_vocab)
     cfg = load_params().task("zh_sentiment").model_copy(update={"epochs": EPOCHS, "batch_size": 8, "maxlen": 24})
-    kind = get_kind(cfg.kind)
+    kind = build_kind(cfg)
     rng = random.Random(0)
     good, bad = "好棒赞美喜欢满意", "差烂坏糟讨厌失望"
     records = [
@@ -41,8 +43,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, zh_vocab: Path) -> dict:
 
 
 def _model(setup: dict):
-    from pipeline import tf_runtime
-    from pipeline.modeling import build_task_model
+    from pipeline.runtime import tf_runtime
+    from pipeline.training.modeling import build_task_model
 
     tf_runtime.set_seed(setup["cfg"].seed)
     backbone = setup["backbone"]
@@ -120,7 +122,7 @@ def _without_time(history: list[dict]) -> list[dict]:
 def test_every_random_layer_is_part_of_the_training_checkpoint(setup: dict, tmp_path: Path) -> None:
     """Dropout (the backbone's, the attention probabilities', the head's) draws from generators that
     the epoch checkpoint saves; restoring one puts back the exact random stream."""
-    from pipeline.tf_runtime import random_generators, tf
+    from pipeline.runtime.tf_runtime import random_generators, tf
     from pipeline.training.checkpoints import training_state
     from pipeline.training.optimizer import build_optimizer
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.readers import DataError, ReadReport, read_split
-from pipeline.readers.cluener import CluenerSource
-from pipeline.readers.conll import ConllSource
-from pipeline.spans import (
+from pipeline.data.readers import DataError, ReadReport, read_split
+from pipeline.data.readers.cluener import CluenerSource
+from pipeline.data.readers.conll import ConllSource
+from pipeline.text.spans import (
     I_WITHOUT_B,
     TYPE_CHANGE,
     MalformedBio,
@@ -30,6 +30,7 @@ from pipeline.spans import (
 # --- spans <-> BIO ------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_spans_to_bio_and_back() -> None:
     spans = [(0, 2, "PER"), (2, 3, "PER"), (5, 8, "LOC")]
     tags = spans_to_bio(spans, 9)
@@ -38,6 +39,7 @@ def test_spans_to_bio_and_back() -> None:
     assert spans_to_bio([], 3) == ["O", "O", "O"] and bio_to_spans([]) == []
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "spans, message",
     [
@@ -53,6 +55,7 @@ def test_bad_spans_are_refused(spans: list, message: str) -> None:
         spans_to_bio(spans, 5)
 
 
+@pytest.mark.unit
 def test_malformed_bio_is_repaired_and_reported_or_refused() -> None:
     tags = ["I-PER", "I-PER", "O", "I-LOC", "B-ORG", "I-LOC", "I-LOC"]
     spans, repairs = parse_bio(tags)
@@ -78,6 +81,7 @@ def typed_spans(draw: st.DrawFn) -> tuple[list, int]:
     return spans, position + draw(st.integers(0, 3))
 
 
+@pytest.mark.unit
 @settings(max_examples=300, deadline=None)
 @given(typed_spans())
 def test_span_bio_span_round_trip_is_exact(case: tuple[list, int]) -> None:
@@ -87,6 +91,7 @@ def test_span_bio_span_round_trip_is_exact(case: tuple[list, int]) -> None:
     assert parse_bio(tags) == (spans, [])
 
 
+@pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["O", "B-A", "I-A", "B-B", "I-B"]), max_size=12))
 def test_any_tag_sequence_repairs_to_a_fixed_point(tags: list[str]) -> None:
@@ -94,6 +99,7 @@ def test_any_tag_sequence_repairs_to_a_fixed_point(tags: list[str]) -> None:
     assert bio_to_spans(spans_to_bio(spans, len(tags)), strict=True) == spans
 
 
+@pytest.mark.unit
 def test_remove_overlaps_keeps_the_longest() -> None:
     spans = [(16, 20, "company"), (15, 35, "book"), (23, 27, "company"), (0, 2, "x"), (0, 2, "x")]
     kept, dropped = remove_overlaps(spans)
@@ -101,6 +107,7 @@ def test_remove_overlaps_keeps_the_longest() -> None:
     assert sorted(dropped) == [(0, 2, "x"), (16, 20, "company"), (23, 27, "company")]
 
 
+@pytest.mark.unit
 def test_char_spans_grow_to_whole_units() -> None:
     units = word_units("  New York-based  firm ")
     assert units == [(2, 5), (6, 16), (18, 22)]
@@ -119,20 +126,22 @@ def _entity(text: str, mention: str, label: str) -> dict:
 
 @pytest.fixture(scope="module")
 def zh_tokenizer(zh_vocab: Path):
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.text.tokenization import build_tokenizer
 
     return build_tokenizer("zh", zh_vocab, True)
 
 
 @pytest.fixture(scope="module")
 def en_tokenizer(en_vocab: Path):
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.text.tokenization import build_tokenizer
 
     return build_tokenizer("en", en_vocab, True)
 
 
+@pytest.mark.model
 def test_chinese_tags_one_per_character_with_spaces_and_unknown_characters(zh_tokenizer) -> None:
-    from pipeline.kinds.sequence_labeling import KIND
+    from pipeline.kinds.factory import new_kind
+    KIND = new_kind("sequence_labeling")
 
     text = "我在 New York 工作😀"
     record = {"id": "z", "text": text, "entities": [_entity(text, "New York", "LOC"), _entity(text, "作😀", "X")]}
@@ -147,8 +156,10 @@ def test_chinese_tags_one_per_character_with_spaces_and_unknown_characters(zh_to
     assert decoded == record["entities"]
 
 
+@pytest.mark.model
 def test_english_first_word_pieces_carry_the_word_tags(en_tokenizer) -> None:
-    from pipeline.kinds.sequence_labeling import KIND
+    from pipeline.kinds.factory import new_kind
+    KIND = new_kind("sequence_labeling")
 
     text = "Fischler proposed EU-wide measures in Brussels ."
     entities = [_entity(text, "Fischler", "PER"), _entity(text, "EU-wide", "MISC"), _entity(text, "Brussels", "LOC")]
@@ -185,6 +196,7 @@ CLUENER = CluenerSource(format="cluener_json", dir=".", train="train.jsonl", dev
 CONLL = ConllSource(format="conll", dir=".", train="t", dev="d", test="e")
 
 
+@pytest.mark.unit
 def test_cluener_reader_checks_every_span(tmp_path: Path) -> None:
     rows = [
         {"text": "浙商银行叶老桂", "label": {"company": {"浙商银行": [[0, 3]]}, "name": {"叶老桂": [[4, 6]]}}},
@@ -212,6 +224,7 @@ def test_cluener_reader_checks_every_span(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "line, message",
     [
@@ -228,6 +241,7 @@ def test_cluener_reader_names_file_line_and_field(tmp_path: Path, line: str, mes
         read_split(CLUENER, path, "dev", ReadReport())
 
 
+@pytest.mark.unit
 def test_conll_reader_builds_text_and_char_spans(tmp_path: Path) -> None:
     lines = [
         "-DOCSTART- -X- -X- O", "",
@@ -252,6 +266,7 @@ def test_conll_reader_builds_text_and_char_spans(tmp_path: Path) -> None:
     assert report.as_dict() == {"train": {f"repaired BIO: {I_WITHOUT_B}": 1, f"repaired BIO: {TYPE_CHANGE}": 1}}
 
 
+@pytest.mark.unit
 def test_conll_reader_tag_column_and_errors(tmp_path: Path) -> None:
     two_columns = ConllSource(format="conll", dir=".", train="t", dev="d", test="e", tag_column=1)
     records = read_split(two_columns, _write(tmp_path / "a.txt", ["Paris\tB-LOC\tx", "is\tO\ty"]), "dev", ReadReport())
@@ -263,6 +278,7 @@ def test_conll_reader_tag_column_and_errors(tmp_path: Path) -> None:
         read_split(two_columns, _write(tmp_path / "c.txt", ["lonely"]), "test", ReadReport())
 
 
+@pytest.mark.unit
 def test_real_files_read_with_the_published_counts(shared_data: Path) -> None:
     cluener = shared_data / "zh" / "cluener"
     report = ReadReport()
@@ -280,6 +296,7 @@ def test_real_files_read_with_the_published_counts(shared_data: Path) -> None:
 # --- scores ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_entity_scores_on_hand_made_cases() -> None:
     gold = [[(0, 2, "PER"), (5, 8, "LOC")], [(1, 3, "ORG")], []]
     predicted = [[(0, 2, "PER"), (5, 7, "LOC")], [(1, 3, "PER")], [(0, 1, "LOC")]]
@@ -297,8 +314,10 @@ def test_entity_scores_on_hand_made_cases() -> None:
         entity_scores(gold[:2], predicted[:1])
 
 
+@pytest.mark.unit
 def test_kind_scores_baseline_and_reports(tmp_path: Path) -> None:
-    from pipeline.kinds.sequence_labeling import KIND
+    from pipeline.kinds.factory import new_kind
+    KIND = new_kind("sequence_labeling")
 
     def entities(*spans):
         return {"entities": [{"start": s, "end": e, "type": t, "text": ""} for s, e, t in spans]}
@@ -317,8 +336,9 @@ def test_kind_scores_baseline_and_reports(tmp_path: Path) -> None:
     assert json.loads(files[0].read_text())["types"]["LOC"]["support"] == 2
 
 
+@pytest.mark.unit
 def test_head_options_are_validated() -> None:
-    from pipeline.config import TaskConfig
+    from pipeline.config.schema import TaskConfig
 
     base = {
         "kind": "sequence_labeling", "language": "en", "backbone": "b",
@@ -338,8 +358,9 @@ def test_head_options_are_validated() -> None:
 # --- Viterbi ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_viterbi_uses_transitions_where_argmax_fails() -> None:
-    from pipeline.kinds.sequence_labeling import viterbi
+    from pipeline.kinds.sequence_labeling.kind import viterbi
 
     # tags: O, B-X, I-X; O -> I-X and start -> I-X are forbidden
     transitions = np.array([[0.0, 0.0, -1e4], [0.0, 0.0, 0.5], [0.0, 0.0, 0.5]])
@@ -356,8 +377,9 @@ def test_viterbi_uses_transitions_where_argmax_fails() -> None:
     assert viterbi(np.zeros((0, 3)), transitions).tolist() == []
 
 
+@pytest.mark.unit
 def test_viterbi_matches_brute_force() -> None:
-    from pipeline.kinds.sequence_labeling import viterbi
+    from pipeline.kinds.sequence_labeling.kind import viterbi
 
     def total(path: tuple[int, ...], emissions: np.ndarray, transitions: np.ndarray) -> float:
         return sum(emissions[t, y] for t, y in enumerate(path)) + sum(transitions[a, b] for a, b in zip(path, path[1:]))
@@ -374,13 +396,16 @@ def test_viterbi_matches_brute_force() -> None:
 # --- CRF head: build, train, save, rebuild, reload ----------------------------------------------------
 
 
+@pytest.mark.model
 def test_crf_head_trains_and_decodes_the_same_after_reload(tmp_path: Path) -> None:
     from pipeline.backbone.checkpoint import random_bert_arrays, write_bert_config, write_tf_checkpoint
-    from pipeline.config import TaskConfig
-    from pipeline.kinds.sequence_labeling import CRF_LAYER, KIND, crf_transitions
-    from pipeline.modeling import build_task_model
-    from pipeline.tf_runtime import set_seed
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.config.schema import TaskConfig
+    from pipeline.kinds.sequence_labeling.kind import CRF_LAYER, crf_transitions
+    from pipeline.kinds.factory import new_kind
+    KIND = new_kind("sequence_labeling")
+    from pipeline.training.modeling import build_task_model
+    from pipeline.runtime.tf_runtime import set_seed
+    from pipeline.text.tokenization import build_tokenizer
     from pipeline.training.trainer import DevEvaluation, fit
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", *"张三李四在北京上海工作住和去了"]

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import TaskConfig
-from pipeline.kinds.span_extraction import KIND, answer_tokens, best_match, best_span, exact_match, f1_score
-from pipeline.query_concat import (
+from pipeline.config.schema import TaskConfig
+from pipeline.kinds.span_extraction.kind import answer_tokens, best_match, best_span, exact_match, f1_score
+from pipeline.kinds.factory import build_kind, new_kind
+KIND = new_kind("span_extraction")
+from pipeline.text.query_concat import (
     answer_token_span,
     check_template,
     join_query,
@@ -19,8 +21,8 @@ from pipeline.query_concat import (
     text_offsets,
     token_span_to_text_span,
 )
-from pipeline.readers import DataError, ReadReport
-from pipeline.readers.query_csv import (
+from pipeline.data.readers import DataError, ReadReport
+from pipeline.data.readers.query_csv import (
     MERGED,
     NO_ANSWER_KEPT,
     NO_ANSWER_SKIPPED,
@@ -28,8 +30,8 @@ from pipeline.readers.query_csv import (
     QueryCsvSource,
     read_query_csv,
 )
-from pipeline.readers.squad import SquadSource, question_bucket, read_squad
-from pipeline.tokenization import NO_SPAN, build_tokenizer
+from pipeline.data.readers.squad import SquadSource, question_bucket, read_squad
+from pipeline.text.tokenization import NO_SPAN, build_tokenizer
 
 CCKS_TEMPLATE = ["___{query}___{text}"]
 PAIR_TEMPLATE = ["{query}", "{text}"]
@@ -38,6 +40,7 @@ PAIR_TEMPLATE = ["{query}", "{text}"]
 # --- query concatenation and offsets ---------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_join_query_records_where_the_text_went() -> None:
     joined = join_query(CCKS_TEMPLATE, "业绩下滑", "恒泰艾普")
     assert joined.segments == ("___业绩下滑___恒泰艾普",)
@@ -51,6 +54,7 @@ def test_join_query_records_where_the_text_went() -> None:
             check_template(bad)
 
 
+@pytest.mark.model
 def test_chinese_offsets_with_spaces_and_unknown_characters(zh_vocab: Path) -> None:
     tokenizer = build_tokenizer("zh", zh_vocab, lowercase=True)
     text = "恒泰 艾普😀公司(300157)涉嫌违规"
@@ -74,6 +78,7 @@ def test_chinese_offsets_with_spaces_and_unknown_characters(zh_vocab: Path) -> N
     assert answer_token_span(short, joined, 0, 2) == (11, 12)
 
 
+@pytest.mark.model
 def test_english_word_pieces_pair_and_single_templates(en_vocab: Path) -> None:
     tokenizer = build_tokenizer("en", en_vocab, lowercase=True)
     text = "The Walt Disney Company owns ABC, unbelievably."
@@ -96,6 +101,7 @@ def test_english_word_pieces_pair_and_single_templates(en_vocab: Path) -> None:
         assert j > i and encoding.tokens[j].startswith("##")  # several word-pieces, one answer
 
 
+@pytest.mark.model
 def test_a_token_straddling_the_text_edge_is_not_a_text_token(en_vocab: Path) -> None:
     tokenizer = build_tokenizer("en", en_vocab, lowercase=True)
     joined = join_query(["{query}{text}"], "un", "able to go")  # 'unable' is one word-piece
@@ -106,6 +112,7 @@ def test_a_token_straddling_the_text_edge_is_not_a_text_token(en_vocab: Path) ->
     assert token_span_to_text_span(offsets, *answer_token_span(encoding, joined, 5, 10)) == (5, 10)
 
 
+@pytest.mark.model
 def test_encode_features_targets_and_lost_answers(zh_vocab: Path) -> None:
     tokenizer = build_tokenizer("zh", zh_vocab, lowercase=True)
     record = {
@@ -131,6 +138,7 @@ def test_encode_features_targets_and_lost_answers(zh_vocab: Path) -> None:
 # --- decoding ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_best_span_keeps_start_before_end_within_the_length_limit() -> None:
     start = np.array([0, 1, 5, 0, 0, 9.0])
     end = np.array([0, 8, 0, 1, 2, 0.0])
@@ -146,6 +154,7 @@ def test_best_span_keeps_start_before_end_within_the_length_limit() -> None:
     assert (i, j) == (3, 4)
 
 
+@pytest.mark.unit
 def test_decode_maps_back_to_characters_and_predicts_no_answer() -> None:
     record = {"text": "ab cd"}
     features = {
@@ -172,6 +181,7 @@ def test_decode_maps_back_to_characters_and_predicts_no_answer() -> None:
 # --- metrics ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_exact_match_and_f1() -> None:
     assert exact_match("The Walt Disney Company!", "walt  disney company") == 1.0
     assert f1_score("Walt Disney", "the Walt Disney Company") == pytest.approx(2 * 1 * (2 / 3) / (1 + 2 / 3))
@@ -184,6 +194,7 @@ def test_exact_match_and_f1() -> None:
     assert best_match("Disney Company", ["ABC", "Disney Company", "Walt Disney Company"]) == (1.0, 1.0)
 
 
+@pytest.mark.unit
 def test_score_detailed_scores_and_baseline() -> None:
     records = [
         {"text": "甲公司出事", "query": "A", "query_type": "A", "answers": [{"start": 0, "end": 3, "text": "甲公司"}]},
@@ -202,16 +213,17 @@ def test_score_detailed_scores_and_baseline() -> None:
     assert scores["em"] == pytest.approx(0.5) and scores["answerable_em"] == pytest.approx(1 / 3)
     assert scores["f1"] == pytest.approx((1 + 0.5 + 1 + 0) / 4)
     assert scores["answer_lost"] == pytest.approx(1 / 3)
-    labels = KIND.label_space(records, _cfg(no_answer=True))
+    labels = build_kind(_cfg(no_answer=True)).label_space(records, _cfg(no_answer=True))
     assert labels == ["A", "B", "其他"]
     details = KIND.detailed_scores(records, predictions, labels)
     assert details["em.A"] == 0.5 and details["em.其他"] == 1.0 and details["f1.B"] == 0.0
     baseline = KIND.baseline(records, records, labels)
     assert baseline["em"] == 0.25 and baseline["first_chars.em"] == 0.5  # median answer length 3
     with pytest.raises(ValueError, match="no_answer"):
-        KIND.label_space(records, _cfg(no_answer=False))
+        build_kind(_cfg(no_answer=False)).label_space(records, _cfg(no_answer=False))
 
 
+@pytest.mark.unit
 def test_write_reports(tmp_path: Path) -> None:
     records = [
         {"text": "甲", "query": "类型", "answers": [{"start": 0, "end": 1, "text": "甲"}]},
@@ -241,6 +253,7 @@ def _csv_source(**overrides) -> QueryCsvSource:
     return QueryCsvSource.model_validate({**block, **overrides})
 
 
+@pytest.mark.unit
 def test_query_csv_reader_counts_missing_and_absent_answers(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text(
@@ -292,6 +305,7 @@ def _squad_source(**overrides) -> SquadSource:
     return SquadSource.model_validate({**block, **overrides})
 
 
+@pytest.mark.unit
 def test_squad_reader_keeps_all_answers(tmp_path: Path) -> None:
     context = "ABC is owned by the Walt Disney Company since 1996."
     qas = [
@@ -326,6 +340,7 @@ def test_squad_reader_keeps_all_answers(tmp_path: Path) -> None:
         list(read_squad(_squad_source(), path, "train", ReadReport()))
 
 
+@pytest.mark.unit
 def test_question_buckets() -> None:
     assert question_bucket("In what year did it start?") == "what"
     assert question_bucket("How many people live there?") == "how many"
@@ -333,6 +348,7 @@ def test_question_buckets() -> None:
     assert question_bucket("Name the river.") == "other"
 
 
+@pytest.mark.unit
 def test_real_files_read_with_the_documented_counts(shared_data: Path) -> None:
     report = ReadReport()
     path = shared_data / "zh/ccks2019_event/event_type_entity_extract_train.csv"
@@ -423,10 +439,11 @@ def _synthetic_records(n: int, seed: int) -> list[dict]:
     return records
 
 
+@pytest.mark.model
 def test_tiny_model_trains_and_reloads(tmp_path: Path) -> None:
     from pipeline.backbone.checkpoint import random_bert_arrays, write_bert_config, write_tf_checkpoint
-    from pipeline.modeling import build_task_model
-    from pipeline.tf_runtime import set_seed
+    from pipeline.training.modeling import build_task_model
+    from pipeline.runtime.tf_runtime import set_seed
     from pipeline.training.trainer import DevEvaluation, encode_all, fit
 
     vocab = tmp_path / "vocab.txt"
@@ -437,33 +454,34 @@ def test_tiny_model_trains_and_reloads(tmp_path: Path) -> None:
     write_bert_config(config, tmp_path / "bert_config.json")
     write_tf_checkpoint(random_bert_arrays(config, seed=0), tmp_path / "bert_model.ckpt")
     cfg = _cfg(no_answer=True)
+    kind = build_kind(cfg)
     tokenizer = build_tokenizer("zh", vocab, lowercase=True)
     train, dev = _synthetic_records(48, seed=1), _synthetic_records(12, seed=2)
-    labels = KIND.label_space(train, cfg)
+    labels = kind.label_space(train, cfg)
     set_seed(1)
-    train_features = encode_all(KIND, train, tokenizer, labels, cfg.maxlen, "train")
-    dev_features = encode_all(KIND, dev, tokenizer, labels, cfg.maxlen, "dev")
-    model = build_task_model(KIND, tmp_path / "bert_config.json", tmp_path / "bert_model.ckpt", "bert", labels, cfg)
+    train_features = encode_all(kind, train, tokenizer, labels, cfg.maxlen, "train")
+    dev_features = encode_all(kind, dev, tokenizer, labels, cfg.maxlen, "dev")
+    model = build_task_model(kind, tmp_path / "bert_config.json", tmp_path / "bert_model.ckpt", "bert", labels, cfg)
     weights = tmp_path / "model.weights.h5"
-    evaluation = DevEvaluation(KIND, dev, dev_features, labels, cfg.batch_size, weights, lambda row: None)
-    fit(KIND, model, cfg, train_features, evaluation)
+    evaluation = DevEvaluation(kind, dev, dev_features, labels, cfg.batch_size, weights, lambda row: None)
+    fit(kind, model, cfg, train_features, evaluation)
     assert [row["epoch"] for row in evaluation.history] == [1, 2] and np.isfinite(evaluation.history[-1]["loss"])
     assert weights.is_file() and set(evaluation.best) >= {"dev_f1", "dev_em", "dev_answerable_em", "dev_answer_lost"}
 
     # masked positions ([CLS] aside, with no_answer) are far below every text position
     from pipeline.training.batching import collate
 
-    inputs, _ = collate(dev_features[:4], KIND.predict_inputs, with_targets=False)
+    inputs, _ = collate(dev_features[:4], kind.predict_inputs, with_targets=False)
     logits = np.asarray(model(inputs, training=False))
     masks = inputs[2].astype(bool)
     masks[:, 0] = True
     assert (logits[~masks] < -1e11).all() and (np.abs(logits[masks]) < 1e3).all()
 
     model.load_weights(str(weights))
-    before = KIND.predict(model, dev, dev_features, labels, batch_size=5)
-    rebuilt = build_task_model(KIND, tmp_path / "bert_config.json", None, "bert", labels, cfg)
+    before = kind.predict(model, dev, dev_features, labels, batch_size=5)
+    rebuilt = build_task_model(kind, tmp_path / "bert_config.json", None, "bert", labels, cfg)
     rebuilt.load_weights(str(weights))
-    after = KIND.predict(rebuilt, dev, dev_features, labels, batch_size=3)
+    after = kind.predict(rebuilt, dev, dev_features, labels, batch_size=3)
     assert [p["text"] for p in after] == [p["text"] for p in before]
     assert np.allclose([p["score"] for p in after], [p["score"] for p in before], atol=1e-3)
     for prediction, record in zip(after, dev):

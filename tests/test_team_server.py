@@ -1,6 +1,6 @@
 """The pipeline against a team tracking server: ``mlflow server`` over PostgreSQL, artifacts proxied.
 
-Starts PostgreSQL and ``mlflow server`` on free ports (pipeline.team_server), runs ``dvc repro`` on a
+Starts PostgreSQL and ``mlflow server`` on free ports (pipeline.commands.team_server), runs ``dvc repro`` on a
 tiny two-task project with ``MLFLOW_TRACKING_URI=http://127.0.0.1:<port>``, then checks what the server
 holds through its REST API with plain HTTP, and the rows in PostgreSQL. Also checks that the database
 asks everyone for a password (another local user gets nowhere without it), that the password stays in
@@ -24,8 +24,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from pipeline import team_server as ts
-from pipeline.team_server import TeamServer, TeamServerError, start_team_server
+from pipeline.commands import team_server as ts
+from pipeline.commands.team_server import TeamServer, TeamServerError, start_team_server
 from tests.tiny_project import build_project, run
 
 e2e = pytest.mark.e2e
@@ -187,6 +187,7 @@ def test_runs_and_models_are_rows_in_postgresql(runs: dict, server: TeamServer) 
     assert models == len(TASKS)
 
 
+@pytest.mark.unit
 def test_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     import socket
 
@@ -287,6 +288,7 @@ def test_a_cluster_that_trusted_local_connections_is_switched_to_passwords() -> 
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.unit
 def test_the_role_password_is_generated_kept_private_and_reused(tmp_path: Path) -> None:
     first = ts.role_password(tmp_path)
     path = tmp_path / ts.PASSWORD_FILE
@@ -298,6 +300,7 @@ def test_the_role_password_is_generated_kept_private_and_reused(tmp_path: Path) 
     assert ts.role_password(tmp_path) == "given-one" and mode(path) == 0o600, "a loosened file is made private"
 
 
+@pytest.mark.unit
 def test_the_password_comes_from_a_file_or_the_environment(tmp_path: Path) -> None:
     given = tmp_path / "pw"
     given.write_text("from-file\n")
@@ -309,6 +312,7 @@ def test_the_password_comes_from_a_file_or_the_environment(tmp_path: Path) -> No
         ts.given_password(given, {})
 
 
+@pytest.mark.unit
 def test_password_on_the_command_line_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert ts.main(["--dir", str(tmp_path), "--password", "s3cret"]) == 2
     err = capsys.readouterr().err
@@ -316,6 +320,7 @@ def test_password_on_the_command_line_is_refused(tmp_path: Path, capsys: pytest.
     assert not any(tmp_path.iterdir()), "nothing is started"
 
 
+@pytest.mark.unit
 def test_printed_uris_hide_the_password() -> None:
     uri = "postgresql+psycopg2://mlflow:p%40ss:word@127.0.0.1:5432/mlflow"
     assert ts.redact(uri) == "postgresql+psycopg2://mlflow:***@127.0.0.1:5432/mlflow"

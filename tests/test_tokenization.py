@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.tokenization import (
+from pipeline.text.tokenization import (
     NO_SPAN,
     ChineseCharTokenizer,
     TextTokenizer,
@@ -47,11 +47,13 @@ def zh_ids(zh_vocab: Path) -> dict[str, int]:
 # ---------------------------------------------------------------- module-level
 
 
+@pytest.mark.unit
 def test_import_does_not_load_tensorflow() -> None:
-    code = "import sys, pipeline.tokenization; assert 'tensorflow' not in sys.modules, 'TF loaded'"
+    code = "import sys, pipeline.text.tokenization; assert 'tensorflow' not in sys.modules, 'TF loaded'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
+@pytest.mark.model
 def test_build_tokenizer_picks_by_language(zh_vocab: Path, en_vocab: Path) -> None:
     assert isinstance(build_tokenizer("zh", zh_vocab, True), ChineseCharTokenizer)
     tokenizer = build_tokenizer("en", en_vocab, False)
@@ -59,11 +61,13 @@ def test_build_tokenizer_picks_by_language(zh_vocab: Path, en_vocab: Path) -> No
     assert isinstance(tokenizer, TextTokenizer)
 
 
+@pytest.mark.unit
 def test_build_tokenizer_rejects_unknown_language(en_vocab: Path) -> None:
     with pytest.raises(ValueError, match="'fr'.*en, zh"):
         build_tokenizer("fr", en_vocab, True)
 
 
+@pytest.mark.model
 def test_special_ids_follow_the_vocabulary_file(zh: ChineseCharTokenizer, zh_ids: dict[str, int]) -> None:
     assert (zh.pad_id, zh.unk_id, zh.cls_id, zh.sep_id) == (0, 100, 101, 102)
     assert zh.vocab_size == 21128
@@ -71,6 +75,7 @@ def test_special_ids_follow_the_vocabulary_file(zh: ChineseCharTokenizer, zh_ids
     assert zh.token_to_id("not-a-token") == zh.unk_id
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("maxlen", [1, 0])
 def test_maxlen_too_small_for_specials(zh: ChineseCharTokenizer, maxlen: int) -> None:
     with pytest.raises(ValueError, match="maxlen"):
@@ -79,6 +84,7 @@ def test_maxlen_too_small_for_specials(zh: ChineseCharTokenizer, maxlen: int) ->
         zh.encode("中文", "文", maxlen=2)
 
 
+@pytest.mark.model
 def test_pair_lengths_equals_bert4keras_truncation(zh: ChineseCharTokenizer) -> None:
     from bert4keras.snippets import truncate_sequences
 
@@ -93,6 +99,7 @@ def test_pair_lengths_equals_bert4keras_truncation(zh: ChineseCharTokenizer) -> 
 # ---------------------------------------------------------------- Chinese
 
 
+@pytest.mark.model
 def test_chinese_one_token_per_character(zh: ChineseCharTokenizer, zh_ids: dict[str, int]) -> None:
     text = "我爱 Beijing\u3000北京\t2024年😀！\u200b"
     encoding = zh.encode(text)
@@ -110,17 +117,20 @@ def test_chinese_one_token_per_character(zh: ChineseCharTokenizer, zh_ids: dict[
     assert encoding.tokens[1:4] == ["我", "爱", "[unused1]"]
 
 
+@pytest.mark.model
 def test_chinese_every_whitespace_is_unused1(zh: ChineseCharTokenizer) -> None:
     spaces = " \t\n\r\u3000\u00a0\u2028\u2003\x0b"
     assert all(ch.isspace() for ch in spaces)
     assert zh.encode(spaces).tokens[1:-1] == ["[unused1]"] * len(spaces)
 
 
+@pytest.mark.model
 def test_chinese_without_lowercase_keeps_capitals_unknown(zh_vocab: Path, zh_ids: dict[str, int]) -> None:
     cased = ChineseCharTokenizer(zh_vocab, lowercase=False)
     assert cased.encode("Ab").token_ids[1:-1] == [zh_ids["[UNK]"], zh_ids["b"]]
 
 
+@pytest.mark.model
 def test_chinese_truncation_keeps_the_head(zh: ChineseCharTokenizer) -> None:
     text = "一二三四五六七八九十"
     encoding = zh.encode(text, maxlen=6)
@@ -130,6 +140,7 @@ def test_chinese_truncation_keeps_the_head(zh: ChineseCharTokenizer) -> None:
     assert zh.encode(text, maxlen=12).kept_chars == (10,)
 
 
+@pytest.mark.model
 def test_chinese_pair_segments_offsets_and_truncation(zh: ChineseCharTokenizer) -> None:
     encoding = zh.encode("今天天气", "很好")
     assert encoding.tokens == ["[CLS]", "今", "天", "天", "气", "[SEP]", "很", "好", "[SEP]"]
@@ -141,6 +152,7 @@ def test_chinese_pair_segments_offsets_and_truncation(zh: ChineseCharTokenizer) 
     assert truncated.kept_chars == (4, 3)
 
 
+@pytest.mark.model
 def test_chinese_matches_bert4keras_encode(zh: ChineseCharTokenizer) -> None:
     rng = random.Random(7)
     alphabet = "中文分词器 \t\u3000ABCxyz123😀，。"
@@ -152,6 +164,7 @@ def test_chinese_matches_bert4keras_encode(zh: ChineseCharTokenizer) -> None:
         assert (encoding.token_ids, encoding.segment_ids) == tuple(zh.bert4keras.encode(a, b, maxlen=maxlen))
 
 
+@pytest.mark.model
 def test_chinese_span_round_trip(zh: ChineseCharTokenizer) -> None:
     text = "小明在北京大学读书"
     encoding = zh.encode(text, maxlen=8)  # keeps 小明在北京大
@@ -179,6 +192,7 @@ def _strip_accents(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFD", text.lower()) if unicodedata.category(ch) != "Mn")
 
 
+@pytest.mark.model
 def test_wordpiece_pieces_and_offsets(en: WordPieceTokenizer) -> None:
     text = "He was playing unaffable games."
     encoding = en.encode(text)
@@ -188,6 +202,7 @@ def test_wordpiece_pieces_and_offsets(en: WordPieceTokenizer) -> None:
     assert encoding.token_ids == [en.token_to_id(token) for token in encoding.tokens]
 
 
+@pytest.mark.model
 def test_wordpiece_punctuation_and_multiple_spaces(en: WordPieceTokenizer) -> None:
     text = "Hello,   world!!\t(yes)"
     encoding = en.encode(text)
@@ -196,6 +211,7 @@ def test_wordpiece_punctuation_and_multiple_spaces(en: WordPieceTokenizer) -> No
     assert encoding.offsets[3] == (9, 14)
 
 
+@pytest.mark.model
 def test_wordpiece_accents_map_to_original_characters(en: WordPieceTokenizer) -> None:
     text = "Café  Müller's naïve résumé"
     encoding = en.encode(text)
@@ -203,6 +219,7 @@ def test_wordpiece_accents_map_to_original_characters(en: WordPieceTokenizer) ->
     assert [text[a:b] for a, b in encoding.offsets[1:-1]] == ["Café", "Müller", "'", "s", "naïve", "résumé"]
 
 
+@pytest.mark.model
 def test_wordpiece_dotted_capital_i_keeps_later_offsets(en: WordPieceTokenizer) -> None:
     text = "İstanbul is big"  # 'İ'.lower() is two characters
     encoding = en.encode(text)
@@ -210,6 +227,7 @@ def test_wordpiece_dotted_capital_i_keeps_later_offsets(en: WordPieceTokenizer) 
     assert [text[a:b] for a, b in encoding.offsets[1:-1]] == ["İstanbul", "is", "big"]
 
 
+@pytest.mark.model
 def test_wordpiece_unknown_words_span_their_characters(en: WordPieceTokenizer) -> None:
     text = "I ❤ 😀x"
     encoding = en.encode(text)
@@ -218,6 +236,7 @@ def test_wordpiece_unknown_words_span_their_characters(en: WordPieceTokenizer) -
     assert [text[a:b] for a, b in encoding.offsets[1:-1]] == ["I", "❤", "😀x"]
 
 
+@pytest.mark.model
 def test_wordpiece_offsets_round_trip_on_real_sentences(en: WordPieceTokenizer, shared_data: Path) -> None:
     lines = (shared_data / "en" / "mrpc" / "train.tsv").read_text(encoding="utf-8-sig").splitlines()[1:400]
     texts = [field for line in lines for field in line.split("\t")[3:5]]
@@ -235,6 +254,7 @@ def test_wordpiece_offsets_round_trip_on_real_sentences(en: WordPieceTokenizer, 
     assert checked > 5000
 
 
+@pytest.mark.model
 def test_wordpiece_cased_vocabulary_mode(en_vocab: Path) -> None:
     cased = WordPieceTokenizer(en_vocab, lowercase=False)
     encoding = cased.encode("the Cat")  # the uncased vocabulary has no 'Cat'
@@ -242,6 +262,7 @@ def test_wordpiece_cased_vocabulary_mode(en_vocab: Path) -> None:
     assert encoding.offsets[1:-1][0] == (0, 3)
 
 
+@pytest.mark.model
 def test_wordpiece_pair_encoding(en: WordPieceTokenizer) -> None:
     encoding = en.encode("Is it raining?", "  Yes, heavily.")
     assert encoding.tokens == ["[CLS]", "is", "it", "raining", "?", "[SEP]", "yes", ",", "heavily", ".", "[SEP]"]
@@ -250,6 +271,7 @@ def test_wordpiece_pair_encoding(en: WordPieceTokenizer) -> None:
     assert encoding.offsets[5] == encoding.offsets[10] == NO_SPAN
 
 
+@pytest.mark.model
 def test_wordpiece_truncation(en: WordPieceTokenizer) -> None:
     text = "one two three four five six"
     single = en.encode(text, maxlen=5)
@@ -270,6 +292,7 @@ def test_wordpiece_truncation(en: WordPieceTokenizer) -> None:
         assert en.encode(a, maxlen=maxlen).token_ids == en.bert4keras.encode(a, maxlen=maxlen)[0]
 
 
+@pytest.mark.model
 def test_wordpiece_span_round_trip(en: WordPieceTokenizer) -> None:
     text = "Barack Obama visited unaffable Paris."
     encoding = en.encode(text)
@@ -287,6 +310,7 @@ def test_wordpiece_span_round_trip(en: WordPieceTokenizer) -> None:
     assert char_span_to_token_span(truncated, 13, 30) is None  # "visited unaffable": partly lost
 
 
+@pytest.mark.model
 def test_span_helpers_respect_segments(en: WordPieceTokenizer) -> None:
     encoding = en.encode("red apple", "green apple")
     assert char_span_to_token_span(encoding, 4, 9) == (2, 2)

@@ -1,5 +1,5 @@
 """A tracking server that is down, or dies mid-run, loses nothing: the run is kept in the local outbox and
-``python -m pipeline.sync_runs`` pushes it later. Against a real ``mlflow server`` process."""
+``python -m pipeline.commands.sync_runs`` pushes it later. Against a real ``mlflow server`` process."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from typing import Iterator
 import mlflow
 import pytest
 
-from pipeline import outbox, sync_runs
-from pipeline.config import load_params
-from pipeline.task_run import mark_killed, task_run
-from pipeline.team_server import free_port, start_mlflow_server
+from pipeline.tracking import outbox
+from pipeline.commands import sync_runs
+from pipeline.config.loading import load_params
+from pipeline.runtime.log_setup import configure_logging
+from pipeline.tracking.run import mark_killed, task_run
+from pipeline.commands.team_server import free_port, start_mlflow_server
+
+pytestmark = pytest.mark.e2e
 
 TASK = "sst2"
 
@@ -49,6 +53,7 @@ def _history(client: mlflow.MlflowClient, run_id: str, key: str) -> list[tuple[i
 def test_server_down_from_the_start_keeps_the_run_locally_and_sync_pushes_it(setting: dict, capsys) -> None:
     artifact = setting["dir"] / "history.json"
     artifact.write_text('[{"epoch": 1}]')
+    configure_logging()  # as every stage does: the warning reaches stderr
     with task_run(setting["params"], TASK) as run:
         assert run.offline and run.run_id is None
         for epoch in (1, 2):
@@ -57,7 +62,7 @@ def test_server_down_from_the_start_keeps_the_run_locally_and_sync_pushes_it(set
         run.log_artifacts([artifact], "training")
         record = run.record()
     warning = capsys.readouterr().err
-    assert "warning: tracking server" in warning and "pipeline.sync_runs" in warning
+    assert "warning: tracking server" in warning and "pipeline.commands.sync_runs" in warning
     (entry,) = list(outbox.entries())
     assert record["outbox"] == str(entry.directory) and entry.pending
     assert [op["op"] for op in entry.ops()] == ["start", "metrics", "metrics", "tags", "artifact", "end"]

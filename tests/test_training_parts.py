@@ -10,6 +10,7 @@ import pytest
 from pipeline.training.batching import bucketed_batches, collate, pad
 
 
+@pytest.mark.unit
 def test_bucketed_batches_cover_every_index_once_and_cut_padding() -> None:
     rng = random.Random(0)
     lengths = [rng.randint(3, 60) for _ in range(1000)]
@@ -23,11 +24,13 @@ def test_bucketed_batches_cover_every_index_once_and_cut_padding() -> None:
     assert bucketed_batches(lengths, 16, random.Random(1), 10) == batches
 
 
+@pytest.mark.unit
 def test_prediction_batches_are_sorted_by_length() -> None:
     batches = bucketed_batches([5, 1, 3, 2], 2, rng=None)
     assert batches == [[1, 3], [2, 0]]
 
 
+@pytest.mark.unit
 def test_pad_and_collate() -> None:
     assert pad([[1, 2, 3], [4]]).tolist() == [[1, 2, 3], [4, 0, 0]]
     features = [
@@ -41,6 +44,7 @@ def test_pad_and_collate() -> None:
     assert collate(sequence_targets)[1].tolist() == [[1, 1, 1], [1, 1, 0]]
 
 
+@pytest.mark.model
 def test_warmup_schedule() -> None:
     from pipeline.training.optimizer import warmup_schedule
 
@@ -49,6 +53,7 @@ def test_warmup_schedule() -> None:
     assert warmup_schedule(5, 1.0) == {5: 1.0, 6: 0.0}
 
 
+@pytest.mark.model
 def test_subsample_is_seeded_and_order_preserving() -> None:
     from pipeline.training.trainer import subsample
 
@@ -59,8 +64,10 @@ def test_subsample_is_seeded_and_order_preserving() -> None:
     assert subsample(records, None, 3) is records and subsample(records, 500, 3) is records
 
 
+@pytest.mark.unit
 def test_classification_decode_score_and_baseline() -> None:
-    from pipeline.kinds.text_classification import KIND
+    from pipeline.kinds.factory import new_kind
+    KIND = new_kind("text_classification")
 
     labels = ["negative", "positive"]
     outputs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
@@ -78,7 +85,8 @@ def test_classification_decode_score_and_baseline() -> None:
     assert KIND.label_space([{"label": "10"}, {"label": "2"}, {"label": "1"}], None) == ["1", "2", "10"]
 
 
+@pytest.mark.unit
 def test_flatten_gives_dotted_keys() -> None:
-    from pipeline.tracking import flatten
+    from pipeline.tracking.store import flatten
 
     assert flatten({"a": 1, "data": {"dir": "x", "carve": {"seed": 3}}}) == {"a": 1, "data.dir": "x", "data.carve.seed": 3}

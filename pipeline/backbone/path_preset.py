@@ -6,12 +6,16 @@ checkpoint and ``vocab.txt``, so gigabytes of weights stay out of the DVC cache.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 from pipeline.backbone.checkpoint import staged_dir
 from pipeline.backbone.manifest import BackboneFiles, read_manifest, write_manifest
-from pipeline.config import PROJECT_ROOT, PathBackbone
+from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.schema import PathBackbone
+
+logger = logging.getLogger(__name__)
 
 CONFIG, VOCAB = "bert_config.json", "vocab.txt"
 
@@ -37,7 +41,7 @@ def link_path_backbone(
     files = BackboneFiles(cfg.model_type, source / CONFIG, checkpoint, source / VOCAB, lowercase, cfg.preset)
     with staged_dir(out_dir) as stage:
         write_manifest(stage, files)
-    print(f"[backbone] {name}: {cfg.model_type} at {source} (lowercase={lowercase})")
+    logger.info(f"[backbone] {name}: {cfg.model_type} at {source} (lowercase={lowercase})")
     return read_manifest(out_dir)
 
 

@@ -9,9 +9,6 @@
 * :mod:`.report`: the whole report (``reports/<task>/data_health.json``), its warnings, flat
   metrics for MLflow (:func:`health_metrics`) and a short printed summary.
 
-Deduplication itself (``data.dedupe``) happens in the prepare stage: :func:`pipeline.readers.base.dedupe_splits`.
+Deduplication itself (``data.dedupe``) happens in the prepare stage: :func:`pipeline.data.readers.base.dedupe_splits`.
 """
 
-from pipeline.data_health.report import build_health, health_metrics, summary_lines
-
-__all__ = ["build_health", "health_metrics", "summary_lines"]

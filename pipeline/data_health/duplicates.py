@@ -11,7 +11,7 @@ import json
 from collections import defaultdict
 from typing import Sequence
 
-from pipeline.readers.base import INPUT_FIELDS, OVERLAPS, example_key, input_key, occurring_in, repeats
+from pipeline.data.readers.base import INPUT_FIELDS, OVERLAPS, example_key, input_key, occurring_in, repeats
 
 #: record ids (or groups of ids) listed per finding
 MAX_IDS = 5

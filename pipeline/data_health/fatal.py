@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipeline.config import PROJECT_ROOT, Params
-from pipeline.data_health.records import ITEMS, item_field, required_fields
-from pipeline.paths import prepared_dir
-from pipeline.readers import SPLITS, DataError
-from pipeline.readers.base import INPUT_FIELDS
-from pipeline.readers.files import read_json_objects
+from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.schema import Params
+from pipeline.data_health.records import item_fields, unit_of
+from pipeline.kinds import kind_spec
+from pipeline.config.paths import prepared_dir
+from pipeline.data.readers import SPLITS, DataError
+from pipeline.data.readers.base import INPUT_FIELDS
+from pipeline.data.readers.files import read_json_objects
 
 #: formats whose record ids do not end in a raw line number (SQuAD question ids, CoNLL04 list positions)
 NOT_LINE_IDS = frozenset({"squad", "conll04"})
@@ -131,12 +133,11 @@ def read_records(path: Path) -> list[dict]:
 
 def find_problems(splits: dict[str, list[dict]], kind: str) -> list[Problem]:
     """Every fatal problem of every record, in split and record order."""
-    required = required_fields(kind)
     return [
         Problem(split, index, record.get("id"), field, what)
         for split, records in splits.items()
         for index, record in enumerate(records)
-        for field, what in record_problems(record, required)
+        for field, what in record_problems(record, kind)
     ]
 
 
@@ -146,9 +147,9 @@ def raise_fatal(messages: list[str], report: Path) -> None:
     raise DataError(messages[0] + more)
 
 
-def record_problems(record: dict, required: tuple[str, ...]) -> Iterator[Finding]:
-    """The fatal problems of one record."""
-    missing = [name for name in required if name not in record]
+def record_problems(record: dict, kind: str) -> Iterator[Finding]:
+    """The fatal problems of one record of ``kind``."""
+    missing = [name for name in kind_spec(kind).required_fields if name not in record]
     yield from ((name, "missing") for name in missing)
     if missing:
         return
@@ -157,8 +158,8 @@ def record_problems(record: dict, required: tuple[str, ...]) -> Iterator[Finding
             yield name, f"not a string: {record[name]!r}"
     if "label" in record:
         yield from _label_problems(record["label"], "label")
-    field = item_field(record)
-    if field and isinstance(record.get("text"), str):
+    field = unit_of(kind)
+    if field and field in record and isinstance(record.get("text"), str):
         yield from _item_problems(record["text"], record[field], field)
 
 
@@ -173,7 +174,7 @@ def _item_problems(text: str, items: Any, field: str) -> Iterator[Finding]:
     if not isinstance(items, list):
         yield field, f"not a list: {items!r}"
         return
-    shape = ITEMS[field]
+    shape = item_fields()[field]
     for index, item in enumerate(items):
         path = f"{field}[{index}]"
         if not isinstance(item, dict):

@@ -6,12 +6,13 @@ import re
 from collections import Counter
 from typing import Callable, Sequence
 
-from pipeline.config import TaskConfig
+from pipeline.config.schema import TaskConfig
 from pipeline.data_health import duplicates
-from pipeline.data_health.records import LABEL_FIELD, UNITS, labels_of
+from pipeline.data_health.records import labels_of, unit_of
+from pipeline.kinds import kind_spec
 from pipeline.data_health.truncation import KeptChars, truncation
-from pipeline.readers.base import INPUT_FIELDS, duplicate_counts
-from pipeline.spans import I_WITHOUT_B, TYPE_CHANGE
+from pipeline.data.readers.base import INPUT_FIELDS, duplicate_counts
+from pipeline.text.spans import I_WITHOUT_B, TYPE_CHANGE
 
 #: characters that betray an encoding problem (invalid UTF-8 itself stops the prepare stage)
 ENCODING_SUSPECTS: dict[str, str] = {
@@ -41,17 +42,16 @@ def build_health(
     task: str, cfg: TaskConfig, splits: dict[str, list[dict]], summary: dict, measure: KeptChars, tokenizer: str
 ) -> dict:
     """The report of ``reports/<task>/data_health.json`` (see the stage's docstring for its schema)."""
-    unit = UNITS.get(cfg.kind)
-    train_labels = {label for record in splits["train"] for label in labels_of(record)}
+    train_labels = {label for record in splits["train"] for label in labels_of(record, cfg.kind)}
     health = {
         "task": task,
         "kind": cfg.kind,
         "language": cfg.language,
         "maxlen": cfg.maxlen,
         "tokenizer": tokenizer,
-        "label_field": LABEL_FIELD.get(cfg.kind, "label"),
+        "label_field": kind_spec(cfg.kind).label_field,
         "splits": {
-            split: split_health(records, summary.get("skipped", {}).get(split, {}), measure, cfg.maxlen, unit)
+            split: split_health(records, summary.get("skipped", {}).get(split, {}), measure, cfg.maxlen, cfg.kind)
             for split, records in splits.items()
         },
         "overlap": duplicates.across(splits),
@@ -60,16 +60,16 @@ def build_health(
         "fatal": [],
     }
     for split in ("dev", "test"):
-        health["splits"][split]["unseen_labels"] = unseen_labels(splits[split], train_labels)
+        health["splits"][split]["unseen_labels"] = unseen_labels(splits[split], train_labels, cfg.kind)
     health["warnings"] = warnings(health)
     return health
 
 
 def split_health(
-    records: Sequence[dict], skipped: dict[str, int], measure: KeptChars, maxlen: int, unit: str | None
+    records: Sequence[dict], skipped: dict[str, int], measure: KeptChars, maxlen: int, kind: str
 ) -> dict:
     """Counts, reader skips, encoding problems, duplicates and truncation of one split."""
-    labels = Counter(label for record in records for label in labels_of(record))
+    labels = Counter(label for record in records for label in labels_of(record, kind))
     blank = sum(any(_is_blank(record.get(field)) for field in INPUT_FIELDS) for record in records)
     return {
         "examples": len(records),
@@ -79,7 +79,7 @@ def split_health(
         "bio_repairs": {name: skipped.get(reason, 0) for name, reason in BIO_REPAIRS.items()},
         "encoding_problems": encoding_problems(records),
         "duplicates": duplicates.within(records),
-        "truncation": truncation(records, measure, maxlen, unit),
+        "truncation": truncation(records, measure, maxlen, unit_of(kind)),
     }
 
 
@@ -95,9 +95,9 @@ def encoding_problems(records: Sequence[dict]) -> dict:
     return {"texts": len(ids), "by_kind": dict(kinds), "example_ids": ids[:MAX_IDS]}
 
 
-def unseen_labels(records: Sequence[dict], seen: set[str]) -> dict[str, int]:
+def unseen_labels(records: Sequence[dict], seen: set[str], kind: str) -> dict[str, int]:
     """Labels (entity types, predicates, query types) of ``records`` that training never sees, with counts."""
-    counts = Counter(label for record in records for label in labels_of(record) if label not in seen)
+    counts = Counter(label for record in records for label in labels_of(record, kind) if label not in seen)
     return dict(counts.most_common())
 
 

@@ -1,6 +1,6 @@
 """Which texts the task's tokenizer truncates at ``maxlen``, and which labelled items it cuts off.
 
-The measure is the tokenizer's own :attr:`~pipeline.tokenization.Encoding.kept_chars` (how many
+The measure is the tokenizer's own :attr:`~pipeline.text.tokenization.Encoding.kept_chars` (how many
 leading characters of each segment survive). The Chinese tokenizer is length-preserving (one
 token per character), so for it the same figure is computed from lengths alone, exactly as its
 ``encode`` truncates, without loading TensorFlow; ``tests/test_data_health.py`` checks the two agree.
@@ -12,9 +12,8 @@ import os
 from typing import Callable, Sequence
 
 from pipeline.data_health.records import item_spans
-from pipeline.kinds.span_extraction import DEFAULT_TEMPLATE
-from pipeline.query_concat import join_query
-from pipeline.tokenization import TOKENIZERS, ChineseCharTokenizer, TextTokenizer, build_tokenizer, pair_lengths
+from pipeline.text.query_concat import DEFAULT_TEMPLATE, join_query
+from pipeline.text.tokenization import TOKENIZERS, ChineseCharTokenizer, TextTokenizer, build_tokenizer, pair_lengths
 
 KeptChars = Callable[[Sequence[str], int], tuple[int, ...]]
 """``(segments, maxlen) -> characters kept of each segment``"""
@@ -65,7 +64,7 @@ def truncation(records: Sequence[dict], measure: KeptChars, maxlen: int, unit: s
         if any(k < len(segment) for k, segment in zip(kept, segments)):
             truncated.append(record["id"])
         kept_text = max(0, kept[text_segment] - text_start)
-        for _, spans in item_spans(record):
+        for _, spans in item_spans(record, unit):
             total += 1
             if any(span["end"] > kept_text for _, span in spans):
                 lost.append(record["id"])

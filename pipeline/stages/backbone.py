@@ -12,8 +12,9 @@ from typing import Callable
 from pipeline.backbone.manifest import BackboneFiles
 from pipeline.backbone.minilm import convert_minilm_en, convert_minilm_zh
 from pipeline.backbone.path_preset import link_path_backbone
-from pipeline.config import PROJECT_ROOT, MiniLMEnBackbone, MiniLMZhBackbone, Params, PathBackbone
-from pipeline.paths import backbone_dir
+from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.schema import MiniLMEnBackbone, MiniLMZhBackbone, Params, PathBackbone
+from pipeline.config.paths import backbone_dir
 
 
 def _minilm_en(cfg: MiniLMEnBackbone, name: str, out_dir: Path) -> BackboneFiles:
@@ -40,7 +41,7 @@ BUILDERS: dict[str, Callable[..., BackboneFiles]] = {
 
 
 def build_backbone(params: Params, name: str) -> BackboneFiles:
-    """Build backbone ``name`` of ``params`` into :func:`pipeline.paths.backbone_dir`."""
+    """Build backbone ``name`` of ``params`` into :func:`pipeline.config.paths.backbone_dir`."""
     cfg = params.backbone(name)
     return BUILDERS[cfg.preset](cfg, name, backbone_dir(name))
 

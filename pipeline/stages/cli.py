@@ -1,10 +1,10 @@
 """What every stage entry point shares: argument parsing, the preflight check and one-line error messages.
 
-Every stage validates params.yaml and the files it names (:mod:`pipeline.preflight`) before it
+Every stage validates params.yaml and the files it names (:mod:`pipeline.config.preflight`) before it
 does any work, so a bad key, value, data file or backbone stops it in about a second, before
 TensorFlow is imported: each problem is one ``error: file:line: key.path: reason; hint: ...`` line
 on stderr, exit status 2. SIGINT and SIGTERM stop a stage at any moment with exit status 130 and
-one line on stderr (:mod:`pipeline.interrupts`), never with a traceback and never with status 0.
+one line on stderr (:mod:`pipeline.runtime.interrupts`), never with a traceback and never with status 0.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import sys
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, load_params
-from pipeline.interrupts import install_stop_handlers
-from pipeline.readers import DataError
+from pipeline.config.paths import DEFAULT_PARAMS
+from pipeline.config.errors import ConfigError
+from pipeline.config.schema import Params
+from pipeline.config.loading import load_params
+from pipeline.runtime.interrupts import install_stop_handlers
+from pipeline.runtime.log_setup import configure_logging
+from pipeline.data.readers import DataError
 
 #: errors caused by the user's params or data: reported in one line each, exit status 2
 USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
@@ -35,8 +39,9 @@ def run_stage(description: str, what: str, action: Callable[[Params, str], objec
     ``what`` is ``"task"`` or ``"backbone"``: the task check covers the task's data files and its
     backbone's source files, the backbone check that backbone's source files.
     """
-    from pipeline.preflight import check_stage
+    from pipeline.config.preflight import check_stage
 
+    configure_logging()
     install_stop_handlers()
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(what, help=f"the {what} to process, as named in params.yaml")

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pipeline.config import Params, TaskConfig
-from pipeline.paths import prepared_dir, reports_dir, task_model_dir
+from pipeline.config.schema import Params, TaskConfig
+from pipeline.config.paths import prepared_dir, reports_dir, task_model_dir
 
 if TYPE_CHECKING:
-    from pipeline.kinds.base import TaskKind
+    from pipeline.kinds.common.base import TaskKind
 
 
 def evaluate(params: Params, task: str) -> dict:
     """Predict the test split, score it, write reports; return metrics.json's content."""
-    from pipeline import interrupts
-    from pipeline.bundle import read_bundle
-    from pipeline.reporting import read_jsonl, write_json, write_jsonl, write_mistakes
-    from pipeline.task_run import task_run
+    from pipeline.runtime import interrupts
+    from pipeline.serving.bundle import read_bundle
+    from pipeline.reporting.files import read_jsonl, write_json, write_jsonl
+    from pipeline.reporting.mistakes import write_mistakes
+    from pipeline.tracking.run import task_run
     from pipeline.training.trainer import encode_all, subsample
 
     cfg = params.task(task)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pipeline.config import Params
-from pipeline.paths import prepared_dir
-from pipeline.readers import SPLITS, DataError, DataSource, ReadReport, read_split
-from pipeline.readers.base import dedupe_splits
-from pipeline.reporting import write_json, write_jsonl
-from pipeline.splits import carve_splits
+from pipeline.config.schema import Params
+from pipeline.config.paths import prepared_dir
+from pipeline.data.readers import SPLITS, DataError, DataSource, ReadReport, read_split
+from pipeline.data.readers.base import dedupe_splits
+from pipeline.reporting.files import write_json, write_jsonl
+from pipeline.data.splits import carve_splits
 
 
 def prepare(params: Params, task: str) -> dict:

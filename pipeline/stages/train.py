@@ -10,25 +10,28 @@ from __future__ import annotations
 import os
 import shutil
 
-from pipeline.config import Params
-from pipeline.paths import backbone_dir, prepared_dir, reports_dir, task_model_dir
+from pipeline.config.schema import Params
+from pipeline.config.paths import backbone_dir, prepared_dir, reports_dir, task_model_dir
 
 
 def train(params: Params, task: str) -> dict:
     """Fine-tune one task; return its best dev row."""
-    from pipeline import bundle, interrupts, tf_runtime
+    from pipeline.serving import bundle
+    from pipeline.runtime import interrupts
+    from pipeline.runtime import tf_runtime
     from pipeline.backbone.manifest import MANIFEST, read_manifest
-    from pipeline.data_health import health_metrics
-    from pipeline.kinds import get_kind
-    from pipeline.modeling import build_task_model
-    from pipeline.reporting import plot_history, read_json, read_jsonl, write_json
-    from pipeline.task_run import mark_killed, task_run
-    from pipeline.tokenization import build_tokenizer
+    from pipeline.data_health.report import health_metrics
+    from pipeline.kinds.factory import build_kind
+    from pipeline.training.modeling import build_task_model
+    from pipeline.reporting.plots import plot_history
+    from pipeline.reporting.files import read_json, read_jsonl, write_json
+    from pipeline.tracking.run import mark_killed, task_run
+    from pipeline.text.tokenization import build_tokenizer
     from pipeline.training.checkpoints import TrainingCheckpoints, checkpoint_dir, fingerprint
     from pipeline.training.trainer import DevEvaluation, encode_all, fit, subsample
 
     cfg = params.task(task)
-    kind = get_kind(cfg.kind)
+    kind = build_kind(cfg)
     files = read_manifest(backbone_dir(cfg.backbone))
     data = prepared_dir(task)
     train_records = subsample(read_jsonl(data / "train.jsonl"), cfg.max_train_samples, cfg.seed)

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import json
 
-from pipeline.config import PROJECT_ROOT, Params
-from pipeline.paths import backbone_dir, prepared_dir, reports_dir
-from pipeline.readers import SPLITS
+from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.schema import Params
+from pipeline.config.paths import backbone_dir, prepared_dir, reports_dir
+from pipeline.data.readers import SPLITS
 
 REPORT = "data_health.json"
 
@@ -40,11 +41,11 @@ REPORT = "data_health.json"
 def validate(params: Params, task: str) -> dict:
     """Check one task's prepared data; write and return its report (a DataError on fatal problems)."""
     from pipeline.backbone.manifest import read_manifest
-    from pipeline.data_health import build_health, summary_lines
+    from pipeline.data_health.report import build_health, summary_lines
     from pipeline.data_health.fatal import Locator, empty_splits, find_problems, raise_fatal, read_records
     from pipeline.data_health.truncation import measure_for
-    from pipeline.redaction import portable_path
-    from pipeline.reporting import write_json
+    from pipeline.tracking.redaction import portable_path
+    from pipeline.reporting.files import write_json
 
     cfg = params.task(task)
     data = prepared_dir(task)

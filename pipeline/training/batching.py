@@ -8,11 +8,12 @@ sentence-level data.
 from __future__ import annotations
 
 import random
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from pipeline.kinds.base import Features
+Features = dict[str, Any]
+"""One encoded example: ``token_ids`` and ``segment_ids`` (lists) plus the kind's ``target``."""
 
 INPUT_KEYS = ("token_ids", "segment_ids")
 

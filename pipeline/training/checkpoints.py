@@ -25,15 +25,15 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipeline import interrupts
-from pipeline.config import PROJECT_ROOT, TaskConfig
-from pipeline.tf_runtime import keras, random_generators, tf
+from pipeline.runtime import interrupts
+from pipeline.runtime.code_closure import code_digest, stage_code
+from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.schema import TaskConfig
+from pipeline.runtime.tf_runtime import keras, random_generators, tf
 
 STATE = "state.json"
 ATTEMPT = "attempt.json"
 BEST = "best.weights.h5"
-#: code whose change makes an old checkpoint meaningless
-TRAINING_CODE = ("pipeline/kinds", "pipeline/training", "pipeline/modeling.py", "pipeline/tokenization.py")
 
 
 def checkpoint_dir(task: str, root: Path = PROJECT_ROOT) -> Path:
@@ -43,10 +43,11 @@ def checkpoint_dir(task: str, root: Path = PROJECT_ROOT) -> Path:
 
 def fingerprint(cfg: TaskConfig, labels: list[str], files: Iterable[Path], root: Path = PROJECT_ROOT) -> str:
     """A hash of the params, labels, input files (prepared data, backbone manifest and config) and
-    the training code: resuming is only safe when all of them are unchanged."""
+    the training code (the train stage's import closure for the task's kind, as dvc.yaml lists it):
+    resuming is only safe when all of them are unchanged."""
     digest = hashlib.sha256(json.dumps({"cfg": cfg.model_dump(), "labels": labels}, sort_keys=True).encode())
-    code = sorted(p for name in TRAINING_CODE for p in ((root / name).rglob("*.py") if (root / name).is_dir() else [root / name]))
-    for path in [*files, *code]:
+    digest.update(code_digest(stage_code("train", cfg.kind)).encode())
+    for path in files:
         digest.update(str(path.name).encode())
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

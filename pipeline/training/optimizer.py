@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.tf_runtime import keras  # noqa: F401  (patches the optimizer base before bert4keras loads)
+from pipeline.runtime.tf_runtime import keras  # noqa: F401  (patches the optimizer base before bert4keras loads)
 
 from bert4keras.optimizers import Adam, extend_with_piecewise_linear_lr, extend_with_weight_decay  # noqa: E402
 

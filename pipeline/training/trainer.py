@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -12,14 +13,16 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
-from pipeline import interrupts
-from pipeline.config import TaskConfig
-from pipeline.kinds.base import Features, TaskKind
-from pipeline.tf_runtime import keras
-from pipeline.tokenization import TextTokenizer
+from pipeline.runtime import interrupts
+from pipeline.config.schema import TaskConfig
+from pipeline.kinds.common.base import Features, TaskKind
+from pipeline.runtime.tf_runtime import keras
+from pipeline.text.tokenization import TextTokenizer
 from pipeline.training.batching import TrainingBatches
 from pipeline.training.checkpoints import EpochCheckpoint, TrainingCheckpoints
 from pipeline.training.optimizer import build_optimizer
+
+logger = logging.getLogger(__name__)
 
 
 def encode_all(
@@ -87,7 +90,7 @@ class DevEvaluation(keras.callbacks.Callback):
             self.model.save_weights(str(tmp))
             os.replace(tmp, self.weights_path)
         summary = ", ".join(f"{key} {value:.4f}" for key, value in scores.items())
-        print(f"\nepoch {epoch + 1}: dev {summary}" + (" (best so far, saved)" if improved else ""), flush=True)
+        logger.info(f"\nepoch {epoch + 1}: dev {summary}" + (" (best so far, saved)" if improved else ""))
         self.on_epoch(row)
 
 
@@ -127,8 +130,9 @@ def fit(
             evaluation.resume(state["history"], state["best"])
             batches.skip_epochs(state["epochs_done"])
             done = state["epochs_done"]
-            print(f"resuming after epoch {done} of {cfg.epochs} (optimizer step {int(model.optimizer.iterations.numpy())})",
-                  flush=True)
+            logger.info(
+                f"resuming after epoch {done} of {cfg.epochs} (optimizer step {int(model.optimizer.iterations.numpy())})"
+            )
         callbacks.append(EpochCheckpoint(checkpoints, evaluation))
     if interrupts.wants("batch"):
         callbacks.append(BatchFaultPoint())

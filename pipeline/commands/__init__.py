@@ -1,0 +1,1 @@
+"""Command-line entry points outside the DAG: check, predict, serve, summary, sync-runs, team server."""

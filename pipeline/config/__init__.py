@@ -1,0 +1,1 @@
+"""params.yaml: its schema, loading with line-numbered messages, file checks and the project paths."""

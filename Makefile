@@ -63,9 +63,7 @@ test-model: setup  ## tier 2: the tests that build, train or load small TensorFl
 	$(BIN)/python -m pytest -m model
 
 ui: setup  ## open the MLflow UI on http://$(HOST):$(PORT)
-	@# a copied or moved project: its store's artifact locations point at this copy first
-	$(BIN)/python -c "from pipeline.tracking.store import relocate_local_store as r; r('sqlite:///$(CURDIR)/mlflow.db')"
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(HOST) --port $(PORT)
+	$(BIN)/python -m pipeline.commands.ui --host $(HOST) --port $(PORT)
 
 serve: setup  ## serve TASK's latest MLflow model on http://$(HOST):5001/invocations
 	$(BIN)/python -m pipeline.commands.serve $(TASK) --host $(HOST) --port 5001

@@ -40,6 +40,7 @@ def read_squad(source: SquadSource, path: Path, split: str, report: ReadReport) 
     """Yield one span record per question; the ``id`` is ``<split>-<question id>``."""
     data = read_json_document(path, "SQuAD JSON")
     articles = _field(data, "data", list, path, "")
+    seen: dict[str, str] = {}  # question id -> where it first occurs
     for a, article in enumerate(articles):
         for p, paragraph in enumerate(_field(article, "paragraphs", list, path, f"data[{a}]")):
             where = f"data[{a}].paragraphs[{p}]"
@@ -47,7 +48,17 @@ def read_squad(source: SquadSource, path: Path, split: str, report: ReadReport) 
             for q, qa in enumerate(_field(paragraph, "qas", list, path, where)):
                 record = _question(qa, context, source, path, f"{where}.qas[{q}]", split, report)
                 if record is not None:
+                    _check_unique_id(qa["id"], f"{where}.qas[{q}]", seen, path)
                     yield record
+
+
+def _check_unique_id(qid: str, where: str, seen: dict[str, str], path: Path) -> None:
+    """A question id must be non-empty and unique in the file: it names the record in every report."""
+    if not qid.strip():
+        raise DataError(f"{path}: {where}.id is empty; hint: give every question its own id")
+    if qid in seen:
+        raise DataError(f"{path}: {where}.id: {qid!r} is also the id of {seen[qid]}; hint: give every question its own id")
+    seen[qid] = where
 
 
 def _question(

@@ -190,3 +190,22 @@ def check_encoding(encoding, segments: list[str], maxlen: int) -> None:
         assert all(x[0] <= y[0] and x[1] <= y[1] for x, y in zip(spans, spans[1:])), spans
         kept = encoding.kept_chars[segment]
         assert 0 <= kept <= len(text) and all(b <= kept for _, b in spans)
+
+
+def validate_in(tmp_path: Path, monkeypatch, task: str, splits: dict[str, list[dict]]):
+    """The validate stage module, reading ``splits`` as ``task``'s prepared data from ``tmp_path/prepared``
+    and writing its report under ``tmp_path/reports``; returns ``(stage module, report path)``."""
+    import json
+
+    from pipeline.data_health import fatal
+    from pipeline.stages import validate as stage
+
+    for module in (stage, fatal):
+        monkeypatch.setattr(module, "prepared_dir", lambda name: tmp_path / "prepared" / name)
+    monkeypatch.setattr(stage, "reports_dir", lambda name: tmp_path / "reports" / name)
+    prepared = tmp_path / "prepared" / task
+    prepared.mkdir(parents=True)
+    for split, rows in splits.items():
+        (prepared / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (prepared / "summary.json").write_text('{"skipped": {}}')
+    return stage, tmp_path / "reports" / task / "data_health.json"

@@ -19,6 +19,7 @@ from pipeline.data.readers import SPLITS, DataError, ReadReport, read_split
 from pipeline.data.readers.base import dedupe_splits
 from pipeline.data.readers.files import numbered_lines
 from pipeline.text.spans import I_WITHOUT_B, TYPE_CHANGE
+from tests.helpers import validate_in
 
 
 def rec(rid: str, text: str, label: str = "pos", **extra) -> dict:
@@ -259,25 +260,15 @@ def test_locations_are_raw_lines_or_prepared_lines(tmp_path: Path) -> None:
 def test_the_stage_stops_on_a_span_mismatch_naming_raw_file_line_and_field(
     params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.data_health import fatal
-    from pipeline.stages import validate as stage
-
-    for module in (stage, fatal):
-        monkeypatch.setattr(module, "prepared_dir", lambda task: tmp_path / "prepared" / task)
-    monkeypatch.setattr(stage, "reports_dir", lambda task: tmp_path / "reports" / task)
-    prepared = tmp_path / "prepared" / "cluener"
-    prepared.mkdir(parents=True)
     good = {"id": "train-1", "text": "上海", "entities": [ent("上海", 0, 2, "address")]}
     bad = {"id": "train-7", "text": "上海", "entities": [{**ent("上海", 0, 2, "address"), "text": "北京"}]}
-    for split, rows in {"train": [good, bad], "dev": [good], "test": [good]}.items():
-        (prepared / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (prepared / "summary.json").write_text('{"skipped": {}}')
+    stage, report_path = validate_in(tmp_path, monkeypatch, "cluener", {"train": [good, bad], "dev": [good], "test": [good]})
     raw = Path(params.data_root) / params.task("cluener").data.dir / "train.jsonl"  # as params.yaml spells it
     assert not raw.is_absolute()
     expected = f"{raw}:7: field 'entities[0].text': '北京' differs from text[0:2] '上海'"
     with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
         stage.validate(params, "cluener")
-    report = json.loads((tmp_path / "reports" / "cluener" / "data_health.json").read_text(encoding="utf-8"))
+    report = json.loads(report_path.read_text(encoding="utf-8"))
     assert len(report["fatal"]) == 1 and report["fatal"][0].startswith(f"{raw}:7:")
 
 

@@ -16,8 +16,6 @@ field (``error: rows.jsonl:3: field 'text' must be a string, got int 5; hint: ..
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from pipeline.config.paths import DEFAULT_PARAMS
 from pipeline.config.errors import ConfigError, did_you_mean, shown_path
 from pipeline.config.loading import load_params
 from pipeline.data.readers import DataError
-from pipeline.data.readers.files import numbered_lines, open_bytes, read_json_objects, utf8_error
+from pipeline.data.readers.files import UTF8_HINT, csv_rows, numbered_lines, read_json_objects
 from pipeline.runtime.log_setup import configure_logging
 
 Rows = list[dict[str, Any]]
@@ -64,7 +62,7 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> Located:
         raise FileNotFoundError(f"{path}: no such input file; hint: check the path (relative to {Path.cwd()})")
     if path.suffix == ".jsonl":
         try:
-            pairs = read_json_objects(path)
+            pairs = read_json_objects(path, hint=UTF8_HINT)
         except DataError as exc:
             if "; hint: " in str(exc):
                 raise
@@ -73,7 +71,7 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> Located:
     if path.suffix in (".csv", ".tsv"):
         return _read_delimited(path, "\t" if path.suffix == ".tsv" else ",", columns)
     rows, origins = [], []
-    for line_no, line in numbered_lines(path):
+    for line_no, line in numbered_lines(path, hint=UTF8_HINT):
         if line.strip():
             rows.append({"text": line})
             origins.append(f"{path}:{line_no}")
@@ -83,40 +81,28 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> Located:
 def _read_delimited(path: Path, delimiter: str, columns: Sequence[str] | None) -> Located:
     """Rows of a CSV/TSV file whose first line names the columns; empty lines are skipped."""
     rows, origins = [], []
-    with open_bytes(path) as raw:
-        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), delimiter=delimiter)
-        header: list[str] | None = None
-        next_line = 1
-        while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                break
-            except UnicodeDecodeError:  # the decoder reads ahead of the parser: find the line in the bytes
-                with open_bytes(path) as again:
-                    raise utf8_error(path, again.read(), universal_newlines=True) from None
-            except csv.Error as exc:
-                raise DataError(f"{path}:{reader.line_num}: malformed {path.suffix[1:].upper()} ({exc})") from None
-            line_no, next_line = next_line, reader.line_num + 1
-            if header is None:
-                header = [name.strip() for name in fields]
-                missing = [name for name in columns or () if name not in header]
-                if missing:
-                    raise DataError(
-                        f"{path}:{line_no}: field {missing[0]!r}: no such column in the header "
-                        f"(columns: {', '.join(header) or 'none'}); hint: the first line must name the "
-                        f"model's input columns: {', '.join(columns or ())}"
-                    )
-                continue
-            if not any(field.strip() for field in fields):
-                continue
-            if len(fields) != len(header):
+    header: list[str] | None = None
+    what = path.suffix[1:].upper()
+    for line_no, fields in csv_rows(path, hint=UTF8_HINT, what=what, delimiter=delimiter):
+        if header is None:
+            header = [name.strip() for name in fields]
+            missing = [name for name in columns or () if name not in header]
+            if missing:
                 raise DataError(
-                    f"{path}:{line_no}: expected {len(header)} fields ({', '.join(header)}) separated by "
-                    f"{delimiter!r}, found {len(fields)}; hint: quote fields that hold {delimiter!r}"
+                    f"{path}:{line_no}: field {missing[0]!r}: no such column in the header "
+                    f"(columns: {', '.join(header) or 'none'}); hint: the first line must name the "
+                    f"model's input columns: {', '.join(columns or ())}"
                 )
-            rows.append(dict(zip(header, fields)))
-            origins.append(f"{path}:{line_no}")
+            continue
+        if not any(field.strip() for field in fields):
+            continue
+        if len(fields) != len(header):
+            raise DataError(
+                f"{path}:{line_no}: expected {len(header)} fields ({', '.join(header)}) separated by "
+                f"{delimiter!r}, found {len(fields)}; hint: quote fields that hold {delimiter!r}"
+            )
+        rows.append(dict(zip(header, fields)))
+        origins.append(f"{path}:{line_no}")
     if header is None:
         raise DataError(f"{path}:1: empty file; hint: the first line must name the input columns, e.g. text")
     return Located(rows, origins)

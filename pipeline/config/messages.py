@@ -152,6 +152,9 @@ _EXAMPLES = {
     "vocab": "../shared/models/chinese-vocab/vocab.txt", "path": "/models/chinese_L-12_H-768_A-12",
     "model_type": "bert", "embedding_init": "overlap", "checkpoint": "bert_model.ckpt",
     "uri": "sqlite:///mlflow.db", "experiment": "bert4keras-pipeline",
+    "encoding": "latin-1", "join": '""', "quoting": "true", "quotechar": "'\"'", "escapechar": '"\\\\"',
+    "doublequote": "true", "label_names_file": "class.txt", "max_space_share": "0.33",
+    "allow_suspicious_labels": "true",
 }
 
 

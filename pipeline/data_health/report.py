@@ -10,7 +10,9 @@ from pipeline.config.schema import TaskConfig
 from pipeline.data_health import duplicates
 from pipeline.data_health.records import labels_of, unit_of
 from pipeline.kinds import kind_spec
+from pipeline.data_health.tokens import WARN_SPACE_SHARE, WARN_UNKNOWN_SHARE, TokenCount, token_shares
 from pipeline.data_health.truncation import KeptChars, truncation
+from pipeline.text.tokenization import SPACE_TOKEN
 from pipeline.data.readers.base import INPUT_FIELDS, duplicate_counts
 from pipeline.text.spans import I_WITHOUT_B, TYPE_CHANGE
 
@@ -19,6 +21,7 @@ ENCODING_SUSPECTS: dict[str, str] = {
     "replacement character U+FFFD": "\ufffd",
     "control character": "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f",
     "byte-order mark inside a text": "\ufeff",
+    "zero-width character": "\u200b-\u200d\u2060",
     "private-use character": "\ue000-\uf8ff\U000f0000-\U0010ffff",
     "lone surrogate": "\ud800-\udfff",
 }
@@ -39,7 +42,8 @@ MAX_IDS = 5
 
 
 def build_health(
-    task: str, cfg: TaskConfig, splits: dict[str, list[dict]], summary: dict, measure: KeptChars, tokenizer: str
+    task: str, cfg: TaskConfig, splits: dict[str, list[dict]], summary: dict, measure: KeptChars, tokenizer: str,
+    count: TokenCount | None = None,
 ) -> dict:
     """The report of ``reports/<task>/data_health.json`` (see the stage's docstring for its schema)."""
     train_labels = {label for record in splits["train"] for label in labels_of(record, cfg.kind)}
@@ -51,7 +55,7 @@ def build_health(
         "tokenizer": tokenizer,
         "label_field": kind_spec(cfg.kind).label_field,
         "splits": {
-            split: split_health(records, summary.get("skipped", {}).get(split, {}), measure, cfg.maxlen, cfg.kind)
+            split: split_health(records, summary.get("skipped", {}).get(split, {}), measure, cfg.maxlen, cfg.kind, count)
             for split, records in splits.items()
         },
         "overlap": duplicates.across(splits),
@@ -66,12 +70,14 @@ def build_health(
 
 
 def split_health(
-    records: Sequence[dict], skipped: dict[str, int], measure: KeptChars, maxlen: int, kind: str
+    records: Sequence[dict], skipped: dict[str, int], measure: KeptChars, maxlen: int, kind: str,
+    count: TokenCount | None = None,
 ) -> dict:
-    """Counts, reader skips, encoding problems, duplicates and truncation of one split."""
+    """Counts, reader skips, encoding problems, duplicates, truncation and (with ``count``) the token
+    shares of one split."""
     labels = Counter(label for record in records for label in labels_of(record, kind))
     blank = sum(any(_is_blank(record.get(field)) for field in INPUT_FIELDS) for record in records)
-    return {
+    part = {
         "examples": len(records),
         "labels": dict(sorted(labels.items())),
         "empty_texts": {"skipped_by_reader": skipped.get("empty text", 0), "in_prepared_data": blank},
@@ -81,6 +87,9 @@ def split_health(
         "duplicates": duplicates.within(records),
         "truncation": truncation(records, measure, maxlen, unit_of(kind)),
     }
+    if count is not None:
+        part["tokens"] = token_shares(records, count)
+    return part
 
 
 def encoding_problems(records: Sequence[dict]) -> dict:
@@ -155,6 +164,13 @@ def _split_warnings(split: str, part: dict, health: dict) -> list[str]:
             f"{split}: {cut['texts']} of {part['examples']} inputs ({_pct(cut['texts'], part['examples'])}) are cut "
             f"at maxlen {cut['maxlen']}{lost}"
         )
+    if (tokens := part.get("tokens")) and tokens["space_share"] > WARN_SPACE_SHARE:
+        found.append(
+            f"{split}: {tokens['space_share']:.1%} of the input tokens are whitespace placeholders ({SPACE_TOKEN}), "
+            f"e.g. {_ids(tokens['most_spaced_ids'])}"
+        )
+    if tokens and tokens["unknown_share"] > WARN_UNKNOWN_SHARE:
+        found.append(f"{split}: {tokens['unknown_share']:.1%} of the input tokens are [UNK] (not in the vocabulary)")
     if part.get("unseen_labels"):
         labels = ", ".join(f"{label} ({n})" for label, n in list(part["unseen_labels"].items())[:10])
         found.append(f"{split}: {health['label_field']} values never seen in train: {labels}")
@@ -168,6 +184,9 @@ def health_metrics(health: dict) -> dict[str, float]:
         metrics[f"examples.{split}"] = part["examples"]
         metrics[f"truncated.{split}"] = part["truncation"]["texts"]
         metrics[f"lost_spans.{split}"] = part["truncation"].get("units_lost", 0)
+        if "tokens" in part:
+            metrics[f"space_share.{split}"] = part["tokens"]["space_share"]
+            metrics[f"unknown_share.{split}"] = part["tokens"]["unknown_share"]
     for pair, shared in health["overlap"].items():
         metrics[f"overlap.{pair}"] = shared["examples"]
     metrics.update(
@@ -195,6 +214,8 @@ def summary_lines(health: dict, path: str) -> list[str]:
         f"  repeated inputs within splits: {_per_split(health, _repeated)}",
         f"  inputs shared across splits: {shared}",
         f"  cut at maxlen {health['maxlen']}: {_per_split(health, _cut)}",
+        *([f"  whitespace placeholders / [UNK] among input tokens: {_per_split(health, _shares)}"]
+          if "tokens" in health["splits"]["train"] else []),
         f"  unseen labels in dev/test {metrics['unseen_labels']}, texts with suspect characters "
         f"{metrics['encoding_problems']}, reader skips {metrics['reader_skips']}; "
         f"dedupe {health['dedupe']['mode']}{removed}",
@@ -222,6 +243,10 @@ def _cut(part: dict) -> str:
     cut = part["truncation"]
     lost = f", {cut['units_lost']}/{cut['units']} {cut['unit']} lost" if "unit" in cut else ""
     return f"{cut['texts']} ({_pct(cut['texts'], part['examples'])}){lost}"
+
+
+def _shares(part: dict) -> str:
+    return f"{part['tokens']['space_share']:.1%} / {part['tokens']['unknown_share']:.1%}"
 
 
 def _is_blank(value: object) -> bool:

@@ -8,18 +8,21 @@ and ``summary.json`` (counts per split and label, skipped rows, carved splits an
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from pipeline.config.schema import Params
 from pipeline.config.paths import prepared_dir
 from pipeline.data.readers import SPLITS, DataError, DataSource, ReadReport, read_split
 from pipeline.data.readers.base import dedupe_splits
+from pipeline.data.readers.label_names import read_label_names, suspicious_label_hint
 from pipeline.reporting.files import write_json, write_jsonl
 from pipeline.data.splits import carve_splits
 
 
 def prepare(params: Params, task: str) -> dict:
     """Read, carve and write one task's data; return the summary."""
-    source = params.task(task).data
+    cfg = params.task(task)
+    source = cfg.data.for_language(cfg.language)
     directory = params.data_dir(task)
     report = ReadReport()
     splits = {
@@ -34,9 +37,10 @@ def prepare(params: Params, task: str) -> dict:
             f"{directory / source.train}: tasks.{task}.data.carve: {exc}; hint: lower carve.dev_fraction / "
             f"carve.test_fraction, or check that the file holds records (skipped: {report.as_dict() or 'none'})"
         ) from None
-    if source.label_names:
+    names, origin = label_names(source, directory, task)
+    if names:
         for split in SPLITS:
-            _rename_labels(splits[split], source, directory / (getattr(source, split) or source.train), task)
+            _rename_labels(splits[split], names, origin, directory / (getattr(source, split) or source.train), source)
     splits, deduped = dedupe_splits(splits, source.dedupe)
     out = prepared_dir(task)
     for split in SPLITS:
@@ -59,17 +63,26 @@ def prepare(params: Params, task: str) -> dict:
     return summary
 
 
-def _rename_labels(records: list[dict], source: DataSource, path, task: str) -> None:
-    """Replace raw labels by ``data.label_names``; an unmapped label is an error naming its line."""
-    names = source.label_names or {}
+def label_names(source: DataSource, directory: Path, task: str) -> tuple[dict[str, str], str]:
+    """Raw label -> name, from ``data.label_names`` or ``data.label_names_file`` (empty: keep raw labels),
+    and where they come from, for messages."""
+    if source.label_names_file is None:
+        return dict(source.label_names or {}), f"tasks.{task}.data.label_names"
+    path = (directory / source.train).parent / source.label_names_file  # beside the split files
+    return read_label_names(path, source.encoding), f"tasks.{task}.data.label_names_file ({path})"
+
+
+def _rename_labels(records: list[dict], names: dict[str, str], origin: str, path: Path, source: DataSource) -> None:
+    """Replace raw labels by their names; an unmapped label is an error naming its line."""
     for record in records:
         if record.get("label") is None:
             continue
         if record["label"] not in names:
             line = record["id"].rsplit("-", 1)[-1]
+            shown = ", ".join(list(names)[:20]) + (", ..." if len(names) > 20 else "")
             raise DataError(
-                f"{path}:{line}: field 'label': {record['label']!r} is not a key of "
-                f"tasks.{task}.data.label_names ({', '.join(names)})"
+                f"{path}:{line}: field 'label': {record['label']!r} is not a key of {origin} "
+                f"({shown}){suspicious_label_hint(record['label'], source)}"
             )
         record["label"] = names[record["label"]]
 

@@ -18,12 +18,18 @@
          "truncation": {"maxlen", "texts": int, "share": float, "example_ids": [...],
                         # kinds with labelled spans:
                         "unit": "entities" | "answers" | "triples", "units": int, "units_lost": int, "lost_ids": [...]},
+         "tokens": {"tokens", "space_placeholders", "unknown": int, "space_share", "unknown_share": float,
+                    "most_spaced_ids": [...]},     # input tokens of the task's tokenizer ([unused1], [UNK])
          "unseen_labels": {label: count}}},              # dev and test only: labels train never has
      "overlap": {"dev_in_train" | "test_in_train" | "test_in_dev": {
          "examples", "distinct_inputs", "conflicting_labels": int, "example_ids": [...], "conflicting_ids": [...]}},
      "dedupe": {"mode", "found_before_dedupe": {"exact_duplicates": {split: int}, "overlap": {pair: int}},
                 "removed": {split: {reason: int}}, "removed_ids": {split: [...]}},
      "notes": [...], "warnings": [sentence, ...], "fatal": [message, ...]}
+
+Besides bad records, signs of a misread file are fatal (``pipeline.data_health.misread``): whitespace
+placeholders above ``data.max_space_share`` of all tokens, labels holding a quote or the delimiter,
+many once-only train labels (``data.allow_suspicious_labels`` accepts the last two).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ def validate(params: Params, task: str) -> dict:
     from pipeline.backbone.manifest import read_manifest
     from pipeline.data_health.report import build_health, summary_lines
     from pipeline.data_health.fatal import Locator, empty_splits, find_problems, raise_fatal, read_records
+    from pipeline.data_health.misread import misread_problems
+    from pipeline.data_health.tokens import count_for
     from pipeline.data_health.truncation import measure_for
     from pipeline.tracking.redaction import portable_path
     from pipeline.reporting.files import write_json
@@ -61,8 +69,13 @@ def validate(params: Params, task: str) -> dict:
     files = read_manifest(backbone_dir(cfg.backbone))
     measure, tokenizer = measure_for(cfg.language, files.vocab, files.lowercase)
     tokenizer = tokenizer.replace(str(files.vocab), portable_path(files.vocab))  # no path of this machine
-    health = build_health(task, cfg, splits, summary, measure, tokenizer)
+    count = count_for(cfg.language, files.vocab, files.lowercase)
+    health = build_health(task, cfg, splits, summary, measure, tokenizer, count)
+    locator = Locator.for_task(params, task)
+    health["fatal"] = [locator.message(problem) for problem in misread_problems(splits, health, cfg.data, task)]
     write_json(out, health)
+    if health["fatal"]:
+        raise_fatal(health["fatal"], out)
     shown = out.relative_to(PROJECT_ROOT) if out.is_relative_to(PROJECT_ROOT) else out
     print("\n".join(summary_lines(health, str(shown))))
     return health

@@ -24,6 +24,9 @@ from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 #: offsets of special tokens ([CLS], [SEP]), which stand for no characters
 NO_SPAN: tuple[int, int] = (-1, -1)
 
+#: how a language separates words in running text: token-per-line files (CoNLL) are joined with it
+WORD_SEPARATOR: dict[str, str] = {"zh": "", "en": " "}
+
 #: the token every whitespace character becomes in :class:`ChineseCharTokenizer`
 SPACE_TOKEN = "[unused1]"
 
@@ -72,6 +75,28 @@ class TextTokenizer(Protocol):
     def token_to_id(self, token: str) -> int:
         """The id of a vocabulary token ([UNK]'s id for others)."""
         ...
+
+
+def char_token(ch: str, vocab: dict[str, int] | set[str], lowercase: bool) -> str:
+    """The token :class:`ChineseCharTokenizer` makes of one character: itself if ``vocab`` has it, else its
+    lower-case form (with ``lowercase``), :data:`SPACE_TOKEN` for whitespace, else ``[UNK]``."""
+    if ch.isspace():
+        return SPACE_TOKEN
+    if ch in vocab:
+        return ch
+    if lowercase and (lower := ch.lower()) in vocab:
+        return lower
+    return "[UNK]"
+
+
+def read_vocab(path: str | os.PathLike[str]) -> dict[str, int]:
+    """A ``vocab.txt`` (one token per line, its line index its id) without TensorFlow; as bert4keras reads it."""
+    vocab: dict[str, int] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            vocab[fields[0] if fields else line.strip()] = len(vocab)
+    return vocab
 
 
 @functools.cache
@@ -147,13 +172,7 @@ class ChineseCharTokenizer(_BertVocabTokenizer):
 
     def char_token(self, ch: str) -> str:
         """The vocabulary token of one character."""
-        if ch.isspace():
-            return SPACE_TOKEN
-        if ch in self._vocab:
-            return ch
-        if self.lowercase and (lower := ch.lower()) in self._vocab:
-            return lower
-        return "[UNK]"
+        return char_token(ch, self._vocab, self.lowercase)
 
     def _pieces(self, text: str, limit: int) -> _Pieces:
         chars = text[:limit]

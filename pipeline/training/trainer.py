@@ -83,7 +83,8 @@ class DevEvaluation(keras.callbacks.Callback):
             "seconds": round(time.monotonic() - self._started, 1),
         }
         self.history.append(row)
-        improved = self.best is None or scores[self.metric] > self.best[f"dev_{self.metric}"]
+        # ties go to the later epoch: with equal dev scores the model that trained longer is kept
+        improved = self.best is None or scores[self.metric] >= self.best[f"dev_{self.metric}"]
         if improved:
             self.best = row
             tmp = self.weights_path.with_name("." + self.weights_path.name)
@@ -145,4 +146,19 @@ def fit(
         class_weight=kind.class_weight(train_features, evaluation.labels, cfg),
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    warn_if_nothing_learnt(evaluation)
     return done
+
+
+def warn_if_nothing_learnt(evaluation: DevEvaluation) -> bool:
+    """Log a warning (and return True) when the dev metric was 0 after every epoch: the kept weights
+    are those of the last epoch, and the model predicts nothing useful."""
+    scores = [row.get(f"dev_{evaluation.metric}") for row in evaluation.history]
+    if not scores or any(score for score in scores):
+        return False
+    logger.warning(
+        f"dev {evaluation.metric} was 0 after each of the {len(scores)} epochs: the model learnt nothing "
+        "(the last epoch's weights are kept); check the data health report (labels, cut texts, token "
+        "shares) and the learning rate"
+    )
+    return True

@@ -3,14 +3,17 @@ and what makes two records the same (exact duplicates, the same input) for ``dat
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Iterable, Literal
+from pathlib import Path
+from typing import Callable, Hashable, Iterable, Iterator, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.strict_model import StrictModel
+from pipeline.data.readers.files import DEFAULT_ENCODING, invisible_only, numbered_lines
 
 SPLITS = ("train", "dev", "test")
 
@@ -32,9 +35,37 @@ class DataSource(StrictModel):
     test: str | None = None
     carve: CarveSpec | None = None
     label_names: dict[str, str] | None = None
+    #: a file beside the split files naming the labels: one name per line (line 1 names label 0), or
+    #: ``<raw label><TAB><name>`` per line; instead of ``label_names``
+    label_names_file: str | None = None
+    #: fatal above this share of whitespace placeholders ([unused1]) among all input tokens
+    max_space_share: float = Field(default=0.33, ge=0.0, le=1.0)
+    #: accept labels that look like broken rows (a quote or the delimiter inside; many once-only labels)
+    allow_suspicious_labels: bool = False
+    #: the text encoding of the data files (``utf-8`` also drops a byte-order mark; ``latin-1``, ``gbk``...)
+    encoding: str = DEFAULT_ENCODING
     #: none: keep every record | within: drop exact duplicates inside each split | across: drop train/dev
     #: records whose input also occurs in a later split (test > dev > train) | all: both
     dedupe: Literal["none", "within", "across", "all"] = "none"
+
+    def for_language(self, language: str) -> "DataSource":
+        """This source with the settings that follow the task's language filled in (none by default)."""
+        return self
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r}; e.g. utf-8, utf-8-sig, latin-1, cp1252, gbk, gb18030, utf-16") from None
+        return encoding
+
+    @model_validator(mode="after")
+    def _one_source_of_label_names(self) -> "DataSource":
+        if self.label_names is not None and self.label_names_file is not None:
+            raise ValueError("give 'label_names' or 'label_names_file', not both")
+        return self
 
     @model_validator(mode="after")
     def _every_split_has_a_source(self) -> "DataSource":
@@ -57,6 +88,20 @@ class ReadReport:
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {split: dict(counts) for split, counts in self.skipped.items()}
+
+
+#: ReadReport reason for a line that holds only invisible characters (read as a blank line)
+INVISIBLE_LINE = "line of invisible characters only (zero-width or byte-order mark; read as blank)"
+
+
+def source_lines(source: DataSource, path: Path, split: str, report: ReadReport) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a data file in the source's ``encoding``; a line holding only invisible
+    characters comes out blank and is counted in ``report``."""
+    for line_no, line in numbered_lines(path, source.encoding):
+        if invisible_only(line):
+            report.skip(split, INVISIBLE_LINE)
+            line = ""
+        yield line_no, line
 
 
 # --- duplicates ----------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from pipeline.data.readers.base import DataSource, ReadReport
-from pipeline.data.readers.files import DataError, check_unicode, numbered_lines, parse_json_line
+from pipeline.data.readers.base import DataSource, ReadReport, source_lines
+from pipeline.data.readers.files import DataError, check_unicode, parse_json_line
 from pipeline.text.spans import remove_overlaps
 
 
@@ -26,7 +26,7 @@ class CluenerSource(DataSource):
 
 def read_cluener(source: CluenerSource, path: Path, split: str, report: ReadReport) -> Iterator[dict]:
     """Yield ``{"id", "text", "entities"}`` per non-empty line, entities sorted by start."""
-    for line_no, line in numbered_lines(path):
+    for line_no, line in source_lines(source, path, split, report):
         where = f"{path}:{line_no}"
         if not line.strip():
             report.skip(split, "empty line")

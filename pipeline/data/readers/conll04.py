@@ -23,7 +23,7 @@ class CoNLL04Source(DataSource):
 
 def read_conll04(source: CoNLL04Source, path: Path, split: str, report: ReadReport) -> Iterator[dict]:
     """Yield ``{"id", "text", "triples"}`` per sentence; repeated relations are counted skips."""
-    sentences = read_json_document(path, "CoNLL04 JSON")
+    sentences = read_json_document(path, "CoNLL04 JSON", source.encoding)
     if not isinstance(sentences, list):
         raise DataError(f"{path}: expected a JSON list of sentences, got {type(sentences).__name__}")
     for index, sentence in enumerate(sentences):

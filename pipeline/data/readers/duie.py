@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from pipeline.data.readers.base import DataSource, ReadReport
-from pipeline.data.readers.files import DataError, check_unicode, numbered_lines, open_bytes, parse_json_line, utf8_error
+from pipeline.data.readers.base import DataSource, ReadReport, source_lines
+from pipeline.data.readers.files import DEFAULT_ENCODING, DataError, check_unicode, decode_document, open_bytes, parse_json_line
 
 
 class DuIESource(DataSource):
@@ -32,8 +32,8 @@ class DuIESource(DataSource):
 
 def read_duie(source: DuIESource, path: Path, split: str, report: ReadReport) -> Iterator[dict]:
     """Yield ``{"id", "text", "triples"}`` per non-empty line, with character spans located in the text."""
-    predicates = read_schema(path.parent / source.schema_file) if source.schema_file else None
-    for line_no, line in numbered_lines(path):
+    predicates = read_schema(path.parent / source.schema_file, source.encoding) if source.schema_file else None
+    for line_no, line in source_lines(source, path, split, report):
         if not line.strip():
             report.skip(split, "empty line")
             continue
@@ -56,14 +56,10 @@ def read_duie(source: DuIESource, path: Path, split: str, report: ReadReport) ->
         yield {"id": f"{split}-{line_no}", "text": text, "triples": triples}
 
 
-def read_schema(path: Path) -> set[str]:
+def read_schema(path: Path, encoding: str = DEFAULT_ENCODING) -> set[str]:
     """The predicates of a DuIE schema file (a JSON array, or JSON lines, of ``{"predicate": ...}``)."""
     with open_bytes(path) as handle:
-        data = handle.read()
-    try:
-        raw = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise utf8_error(path, data) from None
+        raw = decode_document(path, handle.read(), encoding)
     try:
         entries = json.loads(raw)
     except (RecursionError, ValueError):

@@ -14,8 +14,6 @@ queries for per-type scores (here the query itself, e.g. the event type).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -24,7 +22,7 @@ from pydantic import Field, field_validator
 
 from pipeline.text.query_concat import check_template
 from pipeline.data.readers.base import DataSource, ReadReport
-from pipeline.data.readers.files import DataError, open_bytes, utf8_error
+from pipeline.data.readers.files import DataError, csv_rows
 
 #: column names that carry meaning; any other name (conventionally ``_``) is read and ignored
 KNOWN_COLUMNS = ("text", "query", "answer")
@@ -112,35 +110,21 @@ def read_query_csv(source: QueryCsvSource, path: Path, split: str, report: ReadR
 def _csv_rows(source: QueryCsvSource, path: Path, split: str, report: ReadReport) -> Iterator[tuple[int, dict]]:
     """``(line where the row starts, {"text", "query", "answer"})`` per non-empty data row, stripped."""
     width = len(source.columns)
-    with open_bytes(path) as raw:
-        rows = csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), delimiter=source.delimiter)
-        next_line = 1
-        while True:
-            try:
-                fields = next(rows)
-            except StopIteration:
-                return
-            except UnicodeDecodeError:
-                # the decoder reads ahead of the CSV parser: find the bad line in the bytes themselves
-                with open_bytes(path) as again:
-                    raise utf8_error(path, again.read(), universal_newlines=True) from None
-            except csv.Error as exc:
-                raise DataError(f"{path}:{rows.line_num}: malformed CSV ({exc})") from None
-            line_no, next_line = next_line, rows.line_num + 1
-            if source.header and line_no == 1:
-                continue
-            if not any(field.strip() for field in fields):
-                report.skip(split, "empty line")
-                continue
-            if len(fields) != width:
-                raise DataError(
-                    f"{path}:{line_no}: expected {width} fields {source.columns} separated by "
-                    f"{source.delimiter!r}, found {len(fields)}"
-                )
-            row = {name: value.strip() for name, value in zip(source.columns, fields) if name in KNOWN_COLUMNS}
-            if not row["text"]:
-                report.skip(split, "empty text")
-                continue
-            if not row["query"]:
-                raise DataError(f"{path}:{line_no}: field 'query' is empty")
-            yield line_no, row
+    for line_no, fields in csv_rows(path, source.encoding, delimiter=source.delimiter):
+        if source.header and line_no == 1:
+            continue
+        if not any(field.strip() for field in fields):
+            report.skip(split, "empty line")
+            continue
+        if len(fields) != width:
+            raise DataError(
+                f"{path}:{line_no}: expected {width} fields {source.columns} separated by "
+                f"{source.delimiter!r}, found {len(fields)}"
+            )
+        row = {name: value.strip() for name, value in zip(source.columns, fields) if name in KNOWN_COLUMNS}
+        if not row["text"]:
+            report.skip(split, "empty text")
+            continue
+        if not row["query"]:
+            raise DataError(f"{path}:{line_no}: field 'query' is empty")
+        yield line_no, row

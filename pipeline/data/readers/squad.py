@@ -38,7 +38,7 @@ def question_bucket(question: str) -> str:
 
 def read_squad(source: SquadSource, path: Path, split: str, report: ReadReport) -> Iterator[dict]:
     """Yield one span record per question; the ``id`` is ``<split>-<question id>``."""
-    data = read_json_document(path, "SQuAD JSON")
+    data = read_json_document(path, "SQuAD JSON", source.encoding)
     articles = _field(data, "data", list, path, "")
     seen: dict[str, str] = {}  # question id -> where it first occurs
     for a, article in enumerate(articles):

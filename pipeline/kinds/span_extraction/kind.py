@@ -155,7 +155,7 @@ class SpanExtraction(TaskKind):
         return span_loss
 
     def decode_context(self, model: Any) -> dict[str, Any]:
-        """The decoding options attached to the model when it was built."""
+        """The decoding options of this task (its head options): the longest answer and the no-answer rule."""
         options: SpanExtractionOptions = self.options
         return {"max_answer_len": options.max_answer_len, "no_answer": options.no_answer}
 

@@ -105,15 +105,21 @@ def test_many_once_only_train_labels_absent_from_dev_and_test_are_fatal(count, p
     assert misread_problems(few, health_of(few, count), source, "tnews") == []
 
 
-@pytest.mark.unit
+@pytest.mark.model
 def test_validate_stops_on_a_spaced_chinese_file_naming_raw_file_line_and_field(
     params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The stage counts tokens with the task's backbone vocabulary: built here (minilm-zh, real weights)."""
+    from pipeline.stages import backbone
+
     rows = {
         split: [{"id": f"{split}-{3 * i + 1}", "text": " ".join(t), "entities": []} for i, t in enumerate(SENTENCES)]
         for split in ("train", "dev", "test")
     }
     stage, report_path = validate_in(tmp_path, monkeypatch, "cluener", rows)
+    for module in (backbone, stage):
+        monkeypatch.setattr(module, "backbone_dir", lambda name: tmp_path / "backbones" / name)
+    backbone.build_backbone(params, params.task("cluener").backbone)
     raw = Path(params.data_root) / params.task("cluener").data.dir / "train.jsonl"
     with pytest.raises(DataError, match=f"^{re.escape(str(raw))}:\\d+: field 'text': \\d+% of all input tokens"):
         stage.validate(params, "cluener")

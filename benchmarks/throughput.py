@@ -25,6 +25,7 @@ def measure(task: str, samples: int, precision: str) -> dict[str, float]:
     from pipeline.reporting.files import read_jsonl
     from pipeline.text.tokenization import build_tokenizer
     from pipeline.training.batching import TrainingBatches
+    from pipeline.training.loop import run_epochs
     from pipeline.training.optimizer import build_optimizer
     from pipeline.training.trainer import encode_all, subsample
 
@@ -38,9 +39,9 @@ def measure(task: str, samples: int, precision: str) -> dict[str, float]:
     model = build_task_model(kind, files.config, files.checkpoint, files.model_type, labels, cfg)
     batches = TrainingBatches(features, cfg.batch_size, cfg.seed, kind.train_inputs)
     model.compile(loss=kind.loss(model), optimizer=build_optimizer(cfg.learning_rate, 0.01, len(batches), 0.1))
-    model.fit(batches.forever(), steps_per_epoch=2, epochs=1, verbose=0)  # trace once, outside the timing
+    run_epochs(model, batches.forever(), steps_per_epoch=2, epochs=1, verbose=0)  # trace once, outside the timing
     start = time.perf_counter()
-    model.fit(batches.forever(), steps_per_epoch=len(batches), epochs=1, verbose=0)
+    run_epochs(model, batches.forever(), steps_per_epoch=len(batches), epochs=1, verbose=0)
     train_s = time.perf_counter() - start
     kind.predict(model, records[: cfg.batch_size], features[: cfg.batch_size], labels, cfg.batch_size * 2)  # trace
     start = time.perf_counter()

@@ -153,7 +153,7 @@ def test_classification_head_options_balance_classes_and_pick_the_selection_metr
         ('      delimiter: " "\n', "      delimiter: 3\n", "tasks.sst2.data.delimiter",
          "(got 3); hint: quote it to make it text: 'delimiter: \"3\"'"),
         ("      columns: [label, text]\n", "      columns: label\n", "tasks.sst2.data.columns", "hint: write a list"),
-        ("  precision: float32 ", "  precision: float23 ", "defaults.precision",
+        ("  precision: auto ", "  precision: float23 ", "defaults.precision",
          "hint: did you mean 'float32'?"),
         ("    seed: 7\n", "    seed: [7]\n", "backbones.minilm-zh.seed", "(got [7]); hint: write a whole number"),
     ],

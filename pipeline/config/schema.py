@@ -78,7 +78,7 @@ class TaskConfig(StrictModel):
     max_dev_samples: int | None = Field(ge=1)
     max_test_samples: int | None = Field(ge=1)
     seed: int
-    precision: Literal["float32", "mixed_bfloat16"]
+    precision: Literal["auto", "float32", "mixed_bfloat16"]
     head: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("kind")

@@ -65,6 +65,11 @@ def random_generators(model) -> dict[str, "tf.random.Generator"]:
     return found
 
 
-def set_precision(precision: str) -> None:
-    """Select the Keras dtype policy ('float32' or 'mixed_bfloat16')."""
-    keras.mixed_precision.set_global_policy(precision)
+def set_precision(precision: str) -> tuple[str, str]:
+    """Select the Keras dtype policy for 'auto', 'float32' or 'mixed_bfloat16' on this machine
+    (:func:`pipeline.runtime.precision.resolve_precision`); return the policy and why."""
+    from pipeline.runtime.precision import gpu_bfloat16, resolve_precision
+
+    policy, reason = resolve_precision(precision, gpu=gpu_bfloat16())
+    keras.mixed_precision.set_global_policy(policy)
+    return policy, reason

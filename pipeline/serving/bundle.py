@@ -49,12 +49,20 @@ class TaskBundle:
         return build_tokenizer(self.meta["config"]["language"], self.directory / VOCAB, self.meta["lowercase"])
 
     def load_model(self) -> Any:
-        """Rebuild the architecture from the bundle's config and load the fine-tuned weights."""
+        """Rebuild the architecture from the bundle's config and load the fine-tuned weights. It computes
+        in the config's precision as resolved on this machine (``auto``: bfloat16 only where the
+        hardware has it), whatever the training machine had; the weights are float32 either way."""
+        from pipeline.runtime import tf_runtime
         from pipeline.training.modeling import build_task_model
 
-        model = build_task_model(
-            self.kind, self.directory / CONFIG, None, self.meta["model_type"], self.labels, self.cfg
-        )
+        previous = tf_runtime.keras.mixed_precision.global_policy().name
+        tf_runtime.set_precision(self.cfg.precision)
+        try:
+            model = build_task_model(
+                self.kind, self.directory / CONFIG, None, self.meta["model_type"], self.labels, self.cfg
+            )
+        finally:
+            tf_runtime.keras.mixed_precision.set_global_policy(previous)
         model.load_weights(str(self.directory / WEIGHTS))
         return model
 

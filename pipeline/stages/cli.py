@@ -18,6 +18,7 @@ from pipeline.config.paths import DEFAULT_PARAMS
 from pipeline.config.errors import ConfigError
 from pipeline.config.schema import Params
 from pipeline.config.loading import load_params
+from pipeline.runtime import stage_timing
 from pipeline.runtime.interrupts import install_stop_handlers
 from pipeline.runtime.log_setup import configure_logging
 from pipeline.data.readers import DataError
@@ -51,7 +52,12 @@ def run_stage(description: str, what: str, action: Callable[[Params, str], objec
     try:
         params = load_params(args.params)
         check_stage(params, what, name, args.params)
+        stage_timing.mark_started_up()
         action(params, name)
+        stage = Path(sys.argv[0]).stem
+        entry = stage_timing.record(stage, name)
+        spent = ", ".join(f"{key} {value:.1f}" for key, value in entry["phases"].items() if value >= 0.1)
+        print(f"[{stage}] {name}: {entry['seconds']:.1f} s ({spent})", flush=True)
     except USER_ERRORS as exc:
         fail(exc)
     except KeyboardInterrupt as exc:

@@ -19,11 +19,15 @@ if TYPE_CHECKING:
 
 def evaluate(params: Params, task: str) -> dict:
     """Predict the test split, score it, write reports; return metrics.json's content."""
+    from pipeline.runtime.stage_timing import phase
+
+    with phase("import TensorFlow, bert4keras, MLflow"):
+        from pipeline.runtime import tf_runtime  # noqa: F401
+        from pipeline.tracking.run import task_run
     from pipeline.runtime import interrupts
     from pipeline.serving.bundle import read_bundle
     from pipeline.reporting.files import read_jsonl, write_json, write_jsonl
     from pipeline.reporting.mistakes import write_mistakes
-    from pipeline.tracking.run import task_run
     from pipeline.training.trainer import encode_all, subsample
 
     cfg = params.task(task)
@@ -32,16 +36,21 @@ def evaluate(params: Params, task: str) -> dict:
     data = prepared_dir(task)
     test_records = read_jsonl(data / "test.jsonl")[: cfg.max_test_samples]
     train_records = subsample(read_jsonl(data / "train.jsonl"), cfg.max_train_samples, cfg.seed)
-    tokenizer, model = trained.tokenizer(), trained.load_model()
-    features = encode_all(kind, test_records, tokenizer, labels, cfg.maxlen, "test")
-    predictions = kind.predict(model, test_records, features, labels, cfg.batch_size * 2)
+    with phase("build model, load weights"):
+        tokenizer, model = trained.tokenizer(), trained.load_model()
+    with phase("tokenize"):
+        features = encode_all(kind, test_records, tokenizer, labels, cfg.maxlen, "test")
+    with phase("predict test"):
+        predictions = kind.predict(model, test_records, features, labels, cfg.batch_size * 2)
 
     out = reports_dir(task)
     details = out / "evaluation"
-    files = kind.write_reports(test_records, predictions, labels, details)
-    files += kind.write_model_reports(model, tokenizer, test_records, predictions, labels, cfg.maxlen, details)
-    files += write_mistakes(kind.mistakes(test_records, predictions, labels), details, f"{task}: worst test mistakes")
-    write_jsonl(details / "predictions.jsonl", [{**r, "predicted": p} for r, p in zip(test_records, predictions)])
+    with phase("reports (tables, plots, mistakes)"):
+        files = kind.write_reports(test_records, predictions, labels, details)
+        files += write_mistakes(kind.mistakes(test_records, predictions, labels), details, f"{task}: worst test mistakes")
+        write_jsonl(details / "predictions.jsonl", [{**r, "predicted": p} for r, p in zip(test_records, predictions)])
+    with phase("model reports (saliency)"):
+        files += kind.write_model_reports(model, tokenizer, test_records, predictions, labels, cfg.maxlen, details)
     best = trained.meta.get("best", {})
     metrics = {
         "test": kind.score(test_records, predictions, labels),
@@ -55,11 +64,13 @@ def evaluate(params: Params, task: str) -> dict:
     print(f"[evaluate] {task}: test {metrics['test']} | baseline {metrics['baseline']}")
 
     with task_run(params, task, trained.run_reference()) as run:
-        run.log_metrics({key: metrics[key] for key in ("test", "test_detail", "baseline")})
-        run.log_artifacts([out / "metrics.json", *files, details / "predictions.jsonl"], "evaluation")
+        with phase("log metrics and reports to MLflow"):
+            run.log_metrics({key: metrics[key] for key in ("test", "test_detail", "baseline")})
+            run.log_artifacts([out / "metrics.json", *files, details / "predictions.jsonl"], "evaluation")
         rows, outputs = model_examples(kind, cfg, test_records, predictions)
         interrupts.reached("model_logging")
-        logged_model_uri = run.log_model(trained.directory, rows, outputs)
+        with phase("log the model to MLflow"):
+            logged_model_uri = run.log_model(trained.directory, rows, outputs)
         # not cached by DVC (cache: false): keeps DVC's run cache from restoring an evaluation without a run
         write_json(out / "model.json", {
             "model_uri": f"runs:/{run.run_id}/model" if logged_model_uri else None,

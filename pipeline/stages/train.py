@@ -16,16 +16,19 @@ from pipeline.config.paths import backbone_dir, prepared_dir, reports_dir, task_
 
 def train(params: Params, task: str) -> dict:
     """Fine-tune one task; return its best dev row."""
+    from pipeline.runtime.stage_timing import phase
+
+    with phase("import TensorFlow, bert4keras, MLflow"):
+        from pipeline.runtime import tf_runtime
+        from pipeline.tracking.run import mark_killed, task_run
     from pipeline.serving import bundle
     from pipeline.runtime import interrupts
-    from pipeline.runtime import tf_runtime
     from pipeline.backbone.manifest import MANIFEST, read_manifest
     from pipeline.data_health.report import health_metrics
     from pipeline.kinds.factory import build_kind
     from pipeline.training.modeling import build_task_model
     from pipeline.reporting.plots import plot_history
     from pipeline.reporting.files import read_json, read_jsonl, write_json
-    from pipeline.tracking.run import mark_killed, task_run
     from pipeline.text.tokenization import build_tokenizer
     from pipeline.training.checkpoints import TrainingCheckpoints, checkpoint_dir, fingerprint
     from pipeline.training.trainer import DevEvaluation, encode_all, fit, subsample
@@ -40,12 +43,15 @@ def train(params: Params, task: str) -> dict:
     print(f"[train] {task}: {len(train_records)} train / {len(dev_records)} dev records, {len(labels)} labels")
 
     tf_runtime.set_seed(cfg.seed)
-    tf_runtime.set_precision(cfg.precision)
-    tokenizer = build_tokenizer(cfg.language, files.vocab, files.lowercase)
-    train_features = encode_all(kind, train_records, tokenizer, labels, cfg.maxlen, "train")
-    dev_features = encode_all(kind, dev_records, tokenizer, labels, cfg.maxlen, "dev")
+    precision, why = tf_runtime.set_precision(cfg.precision)
+    print(f"[train] {task}: precision {precision} ({why})", flush=True)
+    with phase("tokenize"):
+        tokenizer = build_tokenizer(cfg.language, files.vocab, files.lowercase)
+        train_features = encode_all(kind, train_records, tokenizer, labels, cfg.maxlen, "train")
+        dev_features = encode_all(kind, dev_records, tokenizer, labels, cfg.maxlen, "dev")
     interrupts.reached("loaded")
-    model = build_task_model(kind, files.config, files.checkpoint, files.model_type, labels, cfg)
+    with phase("build model, load backbone"):
+        model = build_task_model(kind, files.config, files.checkpoint, files.model_type, labels, cfg)
 
     final_dir = task_model_dir(task)
     work_dir = final_dir.with_name(final_dir.name + ".partial")
@@ -62,6 +68,7 @@ def train(params: Params, task: str) -> dict:
 
     with task_run(params, task) as run:
         checkpoints.record_attempt(run.reference())
+        run.set_tags({"precision": precision})
         if previous:
             run.set_tags({"resumed_from_run": previous.get("run_id") or previous.get("outbox") or ""})
         health = reports / "data_health.json"
@@ -80,10 +87,11 @@ def train(params: Params, task: str) -> dict:
         )
         resumed = fit(kind, model, cfg, train_features, evaluation, checkpoints)
         best = evaluation.best or {}
-        plot_history(evaluation.history, reports / "training_curves.png", f"{task} ({cfg.kind})")
-        run.log_metrics({f"best_{k}": v for k, v in best.items() if k.startswith("dev_")})
-        run.log_metrics({"best_epoch": best.get("epoch", 0), "train_records": len(train_records), "resumed_epochs": resumed})
-        run.log_artifacts([reports / "history.json", reports / "training_curves.png"], "training")
+        with phase("plot, log to MLflow"):
+            plot_history(evaluation.history, reports / "training_curves.png", f"{task} ({cfg.kind})")
+            run.log_metrics({f"best_{k}": v for k, v in best.items() if k.startswith("dev_")})
+            run.log_metrics({"best_epoch": best.get("epoch", 0), "train_records": len(train_records), "resumed_epochs": resumed})
+            run.log_artifacts([reports / "history.json", reports / "training_curves.png"], "training")
         bundle.write_meta(
             work_dir,
             {
@@ -92,6 +100,7 @@ def train(params: Params, task: str) -> dict:
                 "model_type": files.model_type,
                 "lowercase": files.lowercase,
                 "backbone": cfg.backbone,
+                "precision": precision,
                 "config": cfg.model_dump(),
                 "best": best,
             },

@@ -58,7 +58,7 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: random.Random
 
 
 class TrainingBatches:
-    """An endless generator of shuffled training batches for ``model.fit``, reshuffled each epoch."""
+    """An endless generator of shuffled training batches, reshuffled each epoch."""
 
     def __init__(
         self, features: Sequence[Features], batch_size: int, seed: int, input_keys: Sequence[str] = INPUT_KEYS

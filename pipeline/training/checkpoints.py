@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pipeline.runtime import interrupts
+from pipeline.runtime.stage_timing import phase
 from pipeline.runtime.code_closure import code_digest, stage_code
 from pipeline.config.paths import PROJECT_ROOT
 from pipeline.config.schema import TaskConfig
@@ -136,6 +137,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.checkpoints, self.evaluation = checkpoints, evaluation
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.checkpoints.save(
-            epoch + 1, self.model, self.evaluation.history, self.evaluation.best, self.evaluation.weights_path
-        )
+        with phase("train: epoch checkpoint"):
+            self.checkpoints.save(
+                epoch + 1, self.model, self.evaluation.history, self.evaluation.best, self.evaluation.weights_path
+            )

@@ -14,12 +14,14 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from pipeline.runtime import interrupts
+from pipeline.runtime.stage_timing import phase
 from pipeline.config.schema import TaskConfig
 from pipeline.kinds.common.base import Features, TaskKind
 from pipeline.runtime.tf_runtime import keras
 from pipeline.text.tokenization import TextTokenizer
 from pipeline.training.batching import TrainingBatches
 from pipeline.training.checkpoints import EpochCheckpoint, TrainingCheckpoints
+from pipeline.training.loop import run_epochs
 from pipeline.training.optimizer import build_optimizer
 
 logger = logging.getLogger(__name__)
@@ -73,9 +75,10 @@ class DevEvaluation(keras.callbacks.Callback):
             self.on_epoch(row)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        predictions = self.kind.predict(self.model, self.dev, self.dev_features, self.labels, self.batch_size * 2)
-        interrupts.reached("dev_evaluation")
-        scores = self.kind.score(self.dev, predictions, self.labels)
+        with phase("train: dev evaluation"):
+            predictions = self.kind.predict(self.model, self.dev, self.dev_features, self.labels, self.batch_size * 2)
+            interrupts.reached("dev_evaluation")
+            scores = self.kind.score(self.dev, predictions, self.labels)
         row = {
             "epoch": epoch + 1,
             "loss": float((logs or {}).get("loss", math.nan)),
@@ -88,8 +91,9 @@ class DevEvaluation(keras.callbacks.Callback):
         if improved:
             self.best = row
             tmp = self.weights_path.with_name("." + self.weights_path.name)
-            self.model.save_weights(str(tmp))
-            os.replace(tmp, self.weights_path)
+            with phase("train: save best weights"):
+                self.model.save_weights(str(tmp))
+                os.replace(tmp, self.weights_path)
         summary = ", ".join(f"{key} {value:.4f}" for key, value in scores.items())
         logger.info(f"\nepoch {epoch + 1}: dev {summary}" + (" (best so far, saved)" if improved else ""))
         self.on_epoch(row)
@@ -137,11 +141,12 @@ def fit(
         callbacks.append(EpochCheckpoint(checkpoints, evaluation))
     if interrupts.wants("batch"):
         callbacks.append(BatchFaultPoint())
-    model.fit(
+    run_epochs(
+        model,
         batches.forever(),
         steps_per_epoch=len(batches),
-        initial_epoch=done,
         epochs=cfg.epochs,
+        initial_epoch=done,
         callbacks=callbacks,
         class_weight=kind.class_weight(train_features, evaluation.labels, cfg),
         verbose=1 if sys.stdout.isatty() else 2,

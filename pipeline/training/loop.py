@@ -1,0 +1,95 @@
+"""The epoch loop: Keras's own ``train_step`` in one traced function, called batch by batch.
+
+``model.fit`` on this stack sometimes runs a whole call on little more than one core: on a 2-vCPU
+machine the same model and batches train at 9.4 or 15-16 samples/s (32 x 128 tokens), chosen anew
+at each ``fit`` call. Calling the compiled train step directly never showed the slow mode
+(``benchmarks/side_by_side.py`` measures both paths). The loop keeps what ``fit`` gave: Keras
+callbacks (dev evaluation, checkpoints, progress bar), ``class_weight`` as per-example weights, and
+the epoch's running mean loss. The step has a relaxed input signature (every dimension dynamic),
+so it is traced once, not once per padded length.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from pipeline.runtime.stage_timing import add
+from pipeline.runtime.tf_runtime import keras, tf
+
+Batch = tuple  # (inputs,) | (inputs, targets) | (inputs, targets, sample_weights)
+
+
+def with_class_weight(batch: Batch, class_weight: dict | None) -> Batch:
+    """Add per-example weights ``class_weight[target]`` to a batch (as Keras's ``class_weight`` does)."""
+    if not class_weight or len(batch) < 2:
+        return batch
+    table = np.zeros(max(class_weight) + 1, dtype=np.float32)
+    for label, weight in class_weight.items():
+        table[label] = weight
+    return batch[0], batch[1], table[np.asarray(batch[1])]
+
+
+def signature_of(batch: Batch) -> Any:
+    """TensorSpecs of a batch's structure with every dimension dynamic (one trace for all lengths)."""
+    return tf.nest.map_structure(
+        lambda array: tf.TensorSpec((None,) * np.ndim(array), tf.as_dtype(np.asarray(array).dtype)), batch
+    )
+
+
+_STEPS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def compiled_train_step(model: Any, example: Batch) -> Callable[[Batch], dict]:
+    """``model.train_step`` traced once for batches structured like ``example``, kept with the model
+    (a second call of :func:`run_epochs` on the same model and compiled optimizer traces nothing)."""
+    signature = signature_of(example)
+    steps = _STEPS.setdefault(model, {})
+    key = (id(model.optimizer), repr(signature))
+    if key not in steps:
+        steps[key] = tf.function(model.train_step, input_signature=[signature])
+    return steps[key]
+
+
+def run_epochs(
+    model: Any,
+    batches: Iterator[Batch],
+    steps_per_epoch: int,
+    epochs: int,
+    initial_epoch: int = 0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    class_weight: dict | None = None,
+    verbose: int = 2,
+) -> dict[str, float]:
+    """Train epochs ``initial_epoch + 1 .. epochs`` on ``steps_per_epoch`` batches each; return the
+    last epoch's logs (``loss``: its mean training loss)."""
+    callback_list = keras.callbacks.CallbackList(
+        list(callbacks), add_history=True, add_progbar=verbose != 0, model=model, verbose=verbose,
+        epochs=epochs, steps=steps_per_epoch,
+    )
+    step = None
+    epoch_logs: dict[str, float] = {}
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        logs: dict = {}
+        for index in range(steps_per_epoch):
+            batch = with_class_weight(next(batches), class_weight)
+            step = step or compiled_train_step(model, batch)
+            callback_list.on_train_batch_begin(index)
+            start = time.monotonic()
+            logs = step(batch)
+            if index == 0 and epoch == initial_epoch:  # the first call traces the step
+                float(logs["loss"])
+                add("train: first step (tracing)", time.monotonic() - start)
+            else:
+                add("train: steps", time.monotonic() - start)
+            callback_list.on_train_batch_end(index + 1, logs)
+        epoch_logs = {key: float(value) for key, value in logs.items()}
+        callback_list.on_epoch_end(epoch, epoch_logs)
+    callback_list.on_train_end(epoch_logs)
+    return epoch_logs

@@ -42,10 +42,11 @@ browser:  ## Debian's chromium + chromedriver for the browser check of the MLflo
 check: setup  ## validate params.yaml, the data files and backbone sources it names (seconds, no TensorFlow)
 	$(BIN)/python -m pipeline.commands.check
 
-run: setup  ## run the default pipeline (dvc repro) on params.yaml, then write reports/summary.md
+run: setup  ## run the default pipeline (dvc repro) on params.yaml, then write reports/summary.md and reports/timings.md
 	$(BIN)/python -m pipeline.commands.check
 	$(BIN)/dvc repro
 	$(BIN)/python -m pipeline.commands.summary
+	$(BIN)/python -m pipeline.commands.stage_timings > /dev/null
 
 summary: setup  ## reports/summary.md: every task's latest metrics beside its best MLflow run
 	$(BIN)/python -m pipeline.commands.summary

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from pipeline.runtime.stage_timing import add
-from pipeline.runtime.tf_runtime import keras, tf
+from pipeline.runtime.tf_runtime import keras, random_generators, tf
 
 Batch = tuple  # (inputs,) | (inputs, targets) | (inputs, targets, sample_weights)
 
@@ -50,8 +50,18 @@ def compiled_train_step(model: Any, example: Batch) -> Callable[[Batch], dict]:
     steps = _STEPS.setdefault(model, {})
     key = (id(model.optimizer), repr(signature))
     if key not in steps:
+        create_state(model)
         steps[key] = tf.function(model.train_step, input_signature=[signature])
     return steps[key]
+
+
+def create_state(model: Any) -> None:
+    """Create the optimizer's moments and the layers' random generators now: variables created while
+    the step is traced make TensorFlow trace it a second time."""
+    create = getattr(model.optimizer, "_create_all_weights", None)
+    if create is not None:
+        create(model.trainable_variables)
+    random_generators(model)
 
 
 def run_epochs(

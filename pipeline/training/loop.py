@@ -98,7 +98,7 @@ def run_epochs(
                 add("train: first step (tracing)", time.monotonic() - start)
             else:
                 add("train: steps", time.monotonic() - start)
-            callback_list.on_train_batch_end(index + 1, logs)
+            callback_list.on_train_batch_end(index, logs)  # 0-based, as model.fit passes it
         epoch_logs = {key: float(value) for key, value in logs.items()}
         callback_list.on_epoch_end(epoch, epoch_logs)
     callback_list.on_train_end(epoch_logs)

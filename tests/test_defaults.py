@@ -271,14 +271,17 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
     assert {key: squad[key] for key in INHERITED} == {
         "maxlen": 384, "batch_size": 16, "epochs": 1, "learning_rate": 2.0e-4, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": 1500, "max_dev_samples": 200,
-        "max_test_samples": 1000, "seed": 42, "precision": "auto",
+        "max_test_samples": 1000, "seed": 42, "precision": "float32",
         "head": {"max_answer_len": 30, "no_answer": False},
     }
     assert params.task("zh_sentiment").max_train_samples == 3500 and params.task("conll04").epochs == 8
     assert params.task("afqmc").head == {"class_weight": "balanced", "select_by": "macro_f1"}
     # every task shares these through defaults
-    assert {(task.warmup_proportion, task.weight_decay, task.dropout, task.seed, task.precision)
-            for task in params.tasks.values()} == {(0.1, 0.01, 0.1, 42, "auto")}
+    assert {(task.warmup_proportion, task.weight_decay, task.dropout, task.seed)
+            for task in params.tasks.values()} == {(0.1, 0.01, 0.1, 42)}
+    # bfloat16 cost the span-extraction tasks their figures (README, Performance): they set float32
+    assert {name: task.precision for name, task in params.tasks.items() if task.precision != "auto"} == {
+        "ccks_event": "float32", "squad": "float32"}
 
 
 @pytest.mark.unit

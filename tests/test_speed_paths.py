@@ -55,13 +55,13 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_class_weight_becomes_per_example_weights() -> None:
-    from pipeline.training.loop import with_class_weight
+    from pipeline.training.loop import class_weight_table, with_class_weight
 
     inputs, targets = [np.zeros((3, 4), np.int32)], np.array([0, 2, 0])
-    batch = with_class_weight((inputs, targets), {0: 0.5, 2: 3.0})
+    batch = with_class_weight((inputs, targets), class_weight_table({0: 0.5, 2: 3.0}))
     assert batch[2].tolist() == [0.5, 3.0, 0.5] and batch[2].dtype == np.float32
-    assert with_class_weight((inputs, targets), None) == (inputs, targets)
-    assert with_class_weight((inputs,), {0: 1.0}) == (inputs,)
+    assert with_class_weight((inputs, targets), class_weight_table(None)) == (inputs, targets)
+    assert with_class_weight((inputs,), class_weight_table({0: 1.0})) == (inputs,)
 
 
 def _toy_model(seed: int):

@@ -1,8 +1,8 @@
 """Where a stage's seconds go: named phases, written to ``reports/timings/<stage>@<name>.json``.
 
 ``run_stage`` starts the clock and writes the file; stage code wraps its expensive parts in
-``with phase("..."):``. ``python -m pipeline.commands.summary`` turns the files of the last run into
-the stage timing table (``reports/timings.md``). The files are plain outputs of the run, outside
+``with phase("..."):``. ``python -m pipeline.commands.stage_timings`` turns the files of the last run
+into the stage timing table (``reports/timings.md``). The files are plain outputs of the run, outside
 DVC's outputs, so they never make a stage out of date.
 """
 
@@ -64,10 +64,3 @@ def record(stage: str, name: str, directory: Path = TIMINGS_DIR) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{stage}@{name}.json").write_text(json.dumps(entry, indent=1) + "\n", encoding="utf-8")
     return entry
-
-
-def reset() -> None:
-    """Forget the phases and restart the clock (tests, or several stages in one process)."""
-    global _started
-    _phases.clear()
-    _started = time.monotonic()

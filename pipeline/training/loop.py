@@ -23,13 +23,20 @@ from pipeline.runtime.tf_runtime import keras, random_generators, tf
 Batch = tuple  # (inputs,) | (inputs, targets) | (inputs, targets, sample_weights)
 
 
-def with_class_weight(batch: Batch, class_weight: dict | None) -> Batch:
-    """Add per-example weights ``class_weight[target]`` to a batch (as Keras's ``class_weight`` does)."""
-    if not class_weight or len(batch) < 2:
-        return batch
+def class_weight_table(class_weight: dict | None) -> np.ndarray | None:
+    """``class_weight`` as an array indexed by label (None: every example counts the same)."""
+    if not class_weight:
+        return None
     table = np.zeros(max(class_weight) + 1, dtype=np.float32)
     for label, weight in class_weight.items():
         table[label] = weight
+    return table
+
+
+def with_class_weight(batch: Batch, table: np.ndarray | None) -> Batch:
+    """Add per-example weights ``table[target]`` to a batch (as Keras's ``class_weight`` does)."""
+    if table is None or len(batch) < 2:
+        return batch
     return batch[0], batch[1], table[np.asarray(batch[1])]
 
 
@@ -80,7 +87,7 @@ def run_epochs(
         list(callbacks), add_history=True, add_progbar=verbose != 0, model=model, verbose=verbose,
         epochs=epochs, steps=steps_per_epoch,
     )
-    step = None
+    step, weights = None, class_weight_table(class_weight)
     epoch_logs: dict[str, float] = {}
     callback_list.on_train_begin()
     for epoch in range(initial_epoch, epochs):
@@ -88,7 +95,7 @@ def run_epochs(
         callback_list.on_epoch_begin(epoch)
         logs: dict = {}
         for index in range(steps_per_epoch):
-            batch = with_class_weight(next(batches), class_weight)
+            batch = with_class_weight(next(batches), weights)
             step = step or compiled_train_step(model, batch)
             callback_list.on_train_batch_begin(index)
             start = time.monotonic()

@@ -14,7 +14,7 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 TASK   ?= sst2
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup postgres browser check run summary sync-runs test test-fast test-model ui serve clean
+.PHONY: setup postgres browser fonts check run summary sync-runs test test-fast test-model ui serve clean
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
@@ -39,10 +39,17 @@ browser:  ## Debian's chromium + chromedriver for the browser check of the MLflo
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation; \
 	fi
 
+fonts:  ## a font with Chinese glyphs for the plots (Debian's fonts-wqy-zenhei), if none is there; a warning if it cannot be installed
+	@if ! fc-list :lang=zh 2>/dev/null | grep -q . && [ ! -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then \
+	  { $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-wqy-zenhei >/dev/null; } || \
+	  echo "warning: could not install fonts-wqy-zenhei: Chinese labels in plots will show as boxes" >&2; \
+	fi
+
 check: setup  ## validate params.yaml, the data files and backbone sources it names (seconds, no TensorFlow)
 	$(BIN)/python -m pipeline.commands.check
 
-run: setup  ## run the default pipeline (dvc repro) on params.yaml, then write reports/summary.md and reports/timings.md
+run: setup fonts  ## run the default pipeline (dvc repro) on params.yaml, then write reports/summary.md and reports/timings.md
 	$(BIN)/python -m pipeline.commands.check
 	$(BIN)/dvc repro
 	$(BIN)/python -m pipeline.commands.summary
@@ -54,7 +61,7 @@ summary: setup  ## reports/summary.md: every task's latest metrics beside its be
 sync-runs: setup  ## push runs kept locally while the tracking server was unreachable (mlflow-outbox/)
 	$(BIN)/python -m pipeline.commands.sync_runs
 
-test: setup postgres browser  ## run the whole test suite: every tier (unit, model, e2e)
+test: setup postgres browser fonts  ## run the whole test suite: every tier (unit, model, e2e)
 	$(BIN)/python -m pytest
 
 test-fast: setup  ## tier 1, the unit tests: no TensorFlow, well under a minute

@@ -238,3 +238,14 @@ def test_line_of_and_shown_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.chdir(DEFAULT_PARAMS.parent)
     assert shown_path(DEFAULT_PARAMS) == "params.yaml"
     assert shown_path(tmp_path / "x.yaml") == str(tmp_path / "x.yaml")
+
+
+def test_early_stopping_is_off_by_default_and_checked_when_set(tmp_path: Path) -> None:
+    assert all(task.early_stopping is None for task in load_params().tasks.values())
+    path = edited(tmp_path, "    learning_rate: 5.0e-5\n", "    learning_rate: 5.0e-5\n    early_stopping: {patience: 2}\n")
+    stopping = load_params(path).task("sst2").early_stopping
+    assert (stopping.patience, stopping.min_delta) == (2, 0.0)
+    path = edited(tmp_path, "    learning_rate: 5.0e-5\n", "    learning_rate: 5.0e-5\n    early_stopping: {patience: 0}\n")
+    with pytest.raises(ConfigError) as error:
+        load_params(path)
+    assert f"{path}:{line_of(path, 'early_stopping: {patience: 0}')}: tasks.sst2.early_stopping.patience" in str(error.value)

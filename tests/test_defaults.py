@@ -258,20 +258,20 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
     assert {key: sst2[key] for key in INHERITED} == {
         "maxlen": 64, "batch_size": 32, "epochs": 2, "learning_rate": 5.0e-5, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": None, "max_dev_samples": None,
-        "max_test_samples": None, "seed": 42, "precision": "auto", "head": {},
+        "max_test_samples": None, "seed": 42, "precision": "auto", "early_stopping": None, "head": {},
     }
     cluener = params.task("cluener").model_dump()
     assert {key: cluener[key] for key in INHERITED} == {
         "maxlen": 64, "batch_size": 32, "epochs": 2, "learning_rate": 6.0e-4, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": 5000, "max_dev_samples": None,
-        "max_test_samples": None, "seed": 42, "precision": "auto",
+        "max_test_samples": None, "seed": 42, "precision": "auto", "early_stopping": None,
         "head": {"decoder": "crf", "crf_lr_multiplier": 100.0},
     }
     squad = params.task("squad").model_dump()
     assert {key: squad[key] for key in INHERITED} == {
         "maxlen": 384, "batch_size": 16, "epochs": 1, "learning_rate": 2.0e-4, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": 1500, "max_dev_samples": 200,
-        "max_test_samples": 1000, "seed": 42, "precision": "float32",
+        "max_test_samples": 1000, "seed": 42, "precision": "float32", "early_stopping": None,
         "head": {"max_answer_len": 30, "no_answer": False},
     }
     assert params.task("zh_sentiment").max_train_samples == 3500 and params.task("conll04").epochs == 8

@@ -143,7 +143,7 @@ def test_tracking_server_down_the_pipeline_completes_and_sync_pushes_the_runs(
         # the model kept locally is now a served model of the run, and predicts
         code = ("import sys, mlflow; m = mlflow.pyfunc.load_model(sys.argv[1]); "
                 "print(m.predict([{'text': '这部电影很好看'}])[0]['label'])")
-        answer = run(project, "python", "-c", code, f"runs:/{synced.info.run_id}/model",
+        answer = run(project, "python", "-c", code, f"runs:/{synced.info.run_id}/{TASK}",
                      env={"MLFLOW_TRACKING_URI": server.url}).stdout.strip().splitlines()[-1]
         assert answer in {"positive", "negative"}
         again = run(project, "python", "-m", "pipeline.commands.sync_runs", env={"MLFLOW_TRACKING_URI": server.url}).stdout

@@ -4,8 +4,10 @@ Two runs of one task with different params (``dvc repro``, then ``dvc exp run -S
 in a tiny copy of the project; then ``mlflow ui`` on the project's ``mlflow.db`` and headless Chromium
 driven by Selenium: the experiment's runs table must list both runs by name (``sst2`` and
 ``sst2@<dvc experiment>``) with their ``epochs`` param and ``test.accuracy`` as the store has them.
-A screenshot of the table is saved to ``reports/mlflow_ui.png`` (of the project under test and of
-this repository). On failure the page source and a screenshot are left in the project's
+The page is the address ``make ui`` prints (``pipeline.commands.ui.runs_page``: MLflow 3 opens on
+its GenAI pages without it). A screenshot of the table is saved to the tested project's
+``reports/mlflow_ui.png`` (the README's comes from the default run's store:
+``python -m pipeline.commands.ui --screenshot``). On failure the page source and a screenshot are left in the project's
 ``ui_debug/`` and named in the assertion message.
 
 Needs ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` (Debian ``chromium chromium-driver``;
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +32,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.tiny_project import ROOT, build_project, git_commit_all, run
+from tests.tiny_project import build_project, git_commit_all, run
 
 pytestmark = pytest.mark.e2e
 
@@ -284,7 +285,11 @@ def test_runs_table_shows_both_runs_with_params_and_metrics(
     project: Path, expected: dict[str, Any], ui_url: str, browser: Any
 ) -> None:
     page = Page(browser, project / "ui_debug")
-    browser.get(f"{ui_url}/#/experiments/{expected['experiment_id']}/runs")
+    from pipeline.commands.ui import runs_page
+
+    page_url = runs_page(ui_url, f"sqlite:///{project / 'mlflow.db'}", EXPERIMENT)
+    assert page_url.endswith(f"/#/experiments/{expected['experiment_id']}/runs?workflowType=machine_learning")
+    browser.get(page_url)
     runs = expected["runs"]
     names = [run_["name"] for run_ in runs.values()]
     name_col = "attributes.`Run Name`"
@@ -313,5 +318,3 @@ def test_runs_table_shows_both_runs_with_params_and_metrics(
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(screenshot)), "Chromium saved no screenshot"
     assert screenshot.stat().st_size > 10_000, f"{screenshot} looks empty"
-    (ROOT / "reports").mkdir(exist_ok=True)
-    shutil.copyfile(screenshot, ROOT / "reports" / "mlflow_ui.png")

@@ -40,18 +40,21 @@ def project(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, zh_voca
 @pytest.mark.parametrize("task", list(TASKS))
 def test_every_kind_leaves_sane_reports(project: Path, task: str) -> None:
     metrics = json.loads((project / "reports" / task / "metrics.json").read_text())
-    assert metrics["test_records"] <= 24
+    scores = json.loads((project / "reports" / task / "evaluation" / "scores.json").read_text())
+    assert scores["test_records"] <= 24
     primary = next(iter(metrics["test"]))
-    assert primary in metrics["baseline"], "the trivial baseline must be scored on the primary metric"
+    assert set(metrics) == {"test", "baseline", "dev", "best_epoch"}, "DVC metrics hold the headline figures only"
+    assert primary in metrics["baseline"] and primary in metrics["dev"], "baseline and dev carry the primary metric"
+    assert metrics["test"][primary] == scores["test"][primary]
     for section in ("test", "baseline", "test_detail"):
-        assert all(0.0 <= value <= 1.0 for value in metrics[section].values()), metrics[section]
+        assert all(0.0 <= value <= 1.0 for value in scores[section].values()), scores[section]
     history = json.loads((project / "reports" / task / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
     assert all(row["loss"] >= 0 for row in history)
     assert metrics["best_epoch"] in (1, 2)
     evaluation = project / "reports" / task / "evaluation"
     predictions = (evaluation / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(predictions) == metrics["test_records"] and "predicted" in json.loads(predictions[0])
+    assert len(predictions) == scores["test_records"] and "predicted" in json.loads(predictions[0])
     assert any(path.suffix == ".png" and path.stat().st_size > 1000 for path in evaluation.iterdir())
     assert (project / "models" / "tasks" / task / "model.weights.h5").is_file()
 

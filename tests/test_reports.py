@@ -348,3 +348,17 @@ def test_saliency_page_mixes_right_and_wrong_and_escapes_text(tiny_classifier, t
     assert "<b>" not in page
     assert page.count("class='t'") == sum(len(records[i]["text"]) for i in (1, 0, 3, 5))  # one span per token
     assert "gold <strong>positive</strong> · predicted <strong>negative</strong> (0.95)" in page
+
+
+@pytest.mark.unit
+def test_plots_draw_chinese_labels_with_a_cjk_font(tmp_path: Path) -> None:
+    import warnings
+
+    from pipeline.reporting import plots
+
+    assert plots.CJK_FONT is not None, "no CJK font: `make fonts` installs fonts-wqy-zenhei"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for every box it draws
+        plots.plot_bars({"人物": 0.5, "地点": 0.7, "organisation": 0.6}, tmp_path / "f1.png", "每类 F1", "F1")
+        plots.plot_confusion([[3, 1], [0, 4]], ["正面", "负面"], tmp_path / "confusion.png", "混淆矩阵")
+    assert (tmp_path / "f1.png").stat().st_size > 5000

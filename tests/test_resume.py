@@ -170,3 +170,32 @@ def test_fingerprint_changes_with_params_data_and_labels(setup: dict, tmp_path: 
     assert fingerprint(cfg, labels[::-1], [data]) != base
     data.write_text('{"text": "b"}\n')
     assert fingerprint(cfg, labels, [data]) != base
+
+
+def test_epochs_without_gain_counts_from_the_last_real_gain() -> None:
+    from pipeline.training.trainer import epochs_without_gain
+
+    rows = [{"dev_f1": value} for value in (0.50, 0.60, 0.605, 0.59)]
+    assert epochs_without_gain(rows[:2], "f1", 0.0) == 0
+    assert epochs_without_gain(rows, "f1", 0.0) == 1  # 0.605 was a gain, 0.59 was not
+    assert epochs_without_gain(rows, "f1", 0.01) == 2  # 0.605 gained less than min_delta over 0.60
+    assert epochs_without_gain([], "f1", 0.0) == 0
+
+
+def test_early_stopping_ends_a_stalled_training_and_stays_ended_on_resume(setup: dict, tmp_path: Path) -> None:
+    from pipeline.config.schema import EarlyStopping
+    from pipeline.training.checkpoints import TrainingCheckpoints
+
+    # no epoch can gain more than 1.0 in accuracy: the second epoch is the first without gain
+    stopping = {**setup, "cfg": setup["cfg"].model_copy(update={"early_stopping": EarlyStopping(patience=1, min_delta=1.0)})}
+    checkpoints = TrainingCheckpoints(tmp_path / "checkpoints", "fingerprint-early")
+    model, evaluation, _ = _train(stopping, tmp_path / "work", checkpoints)
+    assert EPOCHS == 3 and [row["epoch"] for row in evaluation.history] == [1, 2]
+    assert int(model.optimizer.iterations.numpy()) == 2 * 6
+    assert checkpoints.state()["epochs_done"] == 2
+
+    # run again (as `dvc repro` after a kill at the end): the stopped training is not continued
+    again, evaluation, resumed = _train(stopping, tmp_path / "work2", checkpoints)
+    assert resumed == 2
+    assert [row["epoch"] for row in evaluation.history] == [1, 2]
+    assert int(again.optimizer.iterations.numpy()) == 2 * 6

@@ -145,11 +145,11 @@ def test_artifacts_and_model_are_stored_by_the_server(project: Path, server: Tea
     run_id = runs[task]["info"]["run_id"]
     listed = {f["path"] for f in api(server, "mlflow/artifacts/list", run_id=run_id).get("files", [])}
     assert {"training", "evaluation"} <= listed, listed
-    # MLflow 3: log_model(name="model") makes a logged model, the run's output, with its own artifacts
+    # MLflow 3: log_model(name=<task>) makes a logged model, the run's output, with its own artifacts
     outputs = runs[task].get("outputs", {}).get("model_outputs", [])
     assert len(outputs) == 1, f"{task}: expected one logged model as run output, got {outputs}"
     model = api(server, f"mlflow/logged-models/{outputs[0]['model_id']}")["model"]["info"]
-    assert model["name"] == "model" and model["source_run_id"] == run_id
+    assert model["name"] == task and model["source_run_id"] == run_id, "a logged model is named after its task"
     assert model["status"] == "LOGGED_MODEL_READY"
     files = {f["path"] for f in api(server, f"mlflow/logged-models/{model['model_id']}/artifacts/directories")["files"]}
     assert "MLmodel" in files, files
@@ -160,11 +160,11 @@ def test_artifacts_and_model_are_stored_by_the_server(project: Path, server: Tea
 @e2e
 def test_a_teammate_fetches_the_model_by_its_run(project: Path, server: TeamServer, runs: dict,
                                                   tmp_path: Path) -> None:
-    """``runs:/<run id>/model`` (what reports/<task>/model.json records) resolves through the server."""
-    uri = f"runs:/{runs['sst2']['info']['run_id']}/model"
+    """``runs:/<run id>/<task>`` (what reports/<task>/model.json records) resolves through the server."""
+    uri = f"runs:/{runs['sst2']['info']['run_id']}/sst2"
     run(project, "mlflow", "artifacts", "download", "-u", f"{uri}/MLmodel", "-d", str(tmp_path),
         env={"MLFLOW_TRACKING_URI": server.url})
-    mlmodel = (tmp_path / "model" / "MLmodel").read_text()
+    mlmodel = (tmp_path / "sst2" / "MLmodel").read_text()
     assert "python_function" in mlmodel and "bundle" in mlmodel, mlmodel
 
 
@@ -179,12 +179,12 @@ def test_runs_and_models_are_rows_in_postgresql(runs: dict, server: TeamServer) 
         with connection.cursor() as cursor:
             cursor.execute("SELECT run_uuid, status FROM runs")
             rows = dict(cursor.fetchall())
-            cursor.execute("SELECT count(*) FROM logged_models WHERE name = 'model'")
-            models = cursor.fetchone()[0]
+            cursor.execute("SELECT name FROM logged_models")
+            models = sorted(name for (name,) in cursor.fetchall())
     finally:
         connection.close()
     assert rows == {run_["info"]["run_id"]: "FINISHED" for run_ in runs.values()}
-    assert models == len(TASKS)
+    assert models == sorted(TASKS), "one logged model per task, named after it"
 
 
 @pytest.mark.unit

@@ -183,17 +183,18 @@ def untrained_message(task: str, directory: Path, params_path: Path = DEFAULT_PA
 
 
 def mlflow_model(uri: str, run_id: str | None = None) -> Model:
-    """A model logged to MLflow (tracking store from params.yaml or ``MLFLOW_TRACKING_URI``); a one-line
-    error when the run or the model is not in that store."""
+    """The MLflow model at ``uri``, or with ``run_id`` the model that run logged (tracking store from
+    params.yaml or ``MLFLOW_TRACKING_URI``); a one-line error when the run or the model is not in that store."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from pipeline.serving.mlflow_model import LEGACY_MODEL_NAME, run_model_uri
     from pipeline.tracking.redaction import shown_uri
 
     tracking = load_params().tracking_uri()
     store = shown_uri(tracking)
     database = tracking.removeprefix("sqlite:///")
-    in_store = uri.startswith(("runs:/", "models:/"))
+    in_store = bool(run_id) or uri.startswith(("runs:/", "models:/"))
     if in_store and database != tracking and not Path(database.partition("?")[0]).is_file():  # do not create it
         what = f"MLflow run {run_id!r}" if run_id else f"MLflow model {uri}"
         raise DataError(
@@ -206,7 +207,8 @@ def mlflow_model(uri: str, run_id: str | None = None) -> Model:
     mlflow.set_tracking_uri(tracking)
     try:
         if run_id:
-            mlflow.MlflowClient().get_run(run_id)
+            task = mlflow.MlflowClient().get_run(run_id).data.tags.get("task", LEGACY_MODEL_NAME)
+            uri = run_model_uri(run_id, task)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise DataError(
@@ -218,7 +220,13 @@ def mlflow_model(uri: str, run_id: str | None = None) -> Model:
             f"hint: check that the tracking server answers (or unset MLFLOW_TRACKING_URI for the local store)"
         ) from None
     try:
-        info = mlflow.models.get_model_info(uri)
+        try:
+            info = mlflow.models.get_model_info(uri)
+        except MlflowException:
+            if not run_id:
+                raise
+            uri = run_model_uri(run_id, LEGACY_MODEL_NAME)  # a run logged before models were named by task
+            info = mlflow.models.get_model_info(uri)
     except MlflowException as exc:
         if run_id and exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise DataError(
@@ -288,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.run_id or args.model_uri:
             run_id = None if args.model_uri else args.run_id
-            model = mlflow_model(args.model_uri or f"runs:/{args.run_id}/model", run_id)
+            model = mlflow_model(args.model_uri or "", run_id)
         else:
             model = local_model(args.task)
         located = rows_from_args(args, model.columns)

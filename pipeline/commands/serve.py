@@ -35,7 +35,9 @@ def model_uri(task: str) -> str:
 
     entry = outbox.open_entry(Path(logged.get("outbox") or "-").name)
     if entry is not None and not entry.pending:
-        return f"runs:/{entry.meta['synced_run_id']}/model"
+        from pipeline.serving.mlflow_model import run_model_uri
+
+        return run_model_uri(entry.meta["synced_run_id"], task)
     raise FileNotFoundError(
         f"{record}: the model of task {task!r} was kept locally because the tracking server was unreachable; "
         f"push it with `python -m pipeline.commands.sync_runs` (make sync-runs), or predict without a server: "

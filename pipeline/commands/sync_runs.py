@@ -68,7 +68,7 @@ def sync_entry(entry: outbox.OutboxEntry, uri: str) -> str:
             elif op["op"] == "artifact":
                 _log_copy(entry.directory / op["path"], op["artifact_path"])
             elif op["op"] == "model":
-                log_task_model(entry.directory / op["path"], op["rows"], op["outputs"])
+                log_task_model(entry.directory / op["path"], op["rows"], op["outputs"], entry.meta["task"])
             elif op["op"] == "end":
                 status = op["status"]
             entry.update_meta(synced_ops=index + 1)

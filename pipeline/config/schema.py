@@ -60,6 +60,14 @@ ADD_BACKBONE_HINT = (
 )
 
 
+class EarlyStopping(StrictModel):
+    """Stop training once the dev metric that picks the kept epoch has not beaten its best by more than
+    ``min_delta`` for ``patience`` epochs in a row."""
+
+    patience: int = Field(ge=1)
+    min_delta: float = Field(default=0.0, ge=0)
+
+
 class TaskConfig(StrictModel):
     """One fine-tuning task: its kind, data, backbone and hyper-parameters."""
 
@@ -79,6 +87,7 @@ class TaskConfig(StrictModel):
     max_test_samples: int | None = Field(ge=1)
     seed: int
     precision: Literal["auto", "float32", "mixed_bfloat16"]
+    early_stopping: EarlyStopping | None = None
     head: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("kind")

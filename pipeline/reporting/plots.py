@@ -6,10 +6,41 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import logging
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+logger = logging.getLogger(__name__)
+# wqy-zenhei's one weight is "medium": matplotlib says so on every plot that uses it
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+#: fonts with Chinese glyphs, by the file a Debian package installs (``make fonts``: fonts-wqy-zenhei)
+#: or by name; the first found follows matplotlib's default in the fallback list of every plot
+CJK_FONT_FILES = ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+CJK_FONT_NAMES = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "SimHei")
+
+
+def use_cjk_font() -> str | None:
+    """Let every plot draw Chinese labels: add the first CJK font found to matplotlib's fallback list
+    (matplotlib picks a font per glyph along it); its name, or None with one warning when there is none."""
+    for path in CJK_FONT_FILES:
+        if os.path.isfile(path):
+            font_manager.fontManager.addfont(path)
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    found = next((name for name in CJK_FONT_NAMES if name in installed), None)
+    if found is None:
+        logger.warning("warning: no font with Chinese glyphs found: Chinese labels in plots show as boxes; "
+                       "hint: `make fonts` installs one (Debian package fonts-wqy-zenhei)")
+        return None
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", found]  # a list of families: a fallback per glyph
+    return found
+
+
+CJK_FONT = use_cjk_font()
 
 
 def plot_confusion(matrix: Sequence[Sequence[int]], labels: list[str], path: Path, title: str) -> Path:

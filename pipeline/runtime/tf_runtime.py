@@ -5,11 +5,41 @@ imports bert4keras: bert4keras's optimizers subclass the pre-2.11 ``OptimizerV2`
 so ``tf.keras.optimizers.Optimizer`` must point at the legacy class first.
 """
 
+import os
+import sys
+import tempfile
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 import pipeline  # noqa: F401  (sets TF_KERAS / TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-import tensorflow as tf
+#: start-up lines TensorFlow's C++ runtime writes to file descriptor 2 before its log level
+#: (TF_CPP_MIN_LOG_LEVEL) applies: the same two on every import, not a problem of this run
+NATIVE_STARTUP_NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
+
+
+@contextmanager
+def quiet_native_startup() -> Iterator[None]:
+    """Drop TensorFlow's known C++ start-up lines from stderr; any other line written meanwhile is
+    passed on (a file, not a pipe, holds them, so a long output cannot block)."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not any(noise in line for noise in NATIVE_STARTUP_NOISE)]
+            sys.stderr.write("".join(kept))
+
+
+with quiet_native_startup():
+    import tensorflow as tf
 
 keras = tf.keras
 keras.optimizers.Optimizer = keras.optimizers.legacy.Optimizer

@@ -3,24 +3,32 @@
 The model carries the task bundle (weights, backbone config, vocabulary, labels, the task's params,
 hence the CRF transitions and decoder options) and this package's code, so that::
 
-    mlflow.pyfunc.load_model("runs:/<run id>/model").predict(pd.DataFrame({"text": ["..."]}))
+    mlflow.pyfunc.load_model("runs:/<run id>/<task>").predict(pd.DataFrame({"text": ["..."]}))
 
-works in a fresh process, and ``mlflow models serve -m runs:/<run id>/model --env-manager local``
+works in a fresh process, and ``mlflow models serve -m runs:/<run id>/<task> --env-manager local``
 answers ``/invocations``.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-#: the name of the model inside its run: ``runs:/<run id>/model``
-MODEL_NAME = "model"
+# no progress bar for each artifact MLflow downloads while logging (it reads the input example back) or
+# loading a model: a user's own setting wins
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+#: the model's name inside its run before it was named after its task: ``runs:/<run id>/model``
+LEGACY_MODEL_NAME = "model"
 #: packages a served model needs; their installed versions are pinned in the logged model
 RUNTIME_PACKAGES = ("tensorflow-cpu", "tf-keras", "bert4keras", "mlflow", "pandas", "numpy", "scikit-learn", "pydantic")
 
@@ -71,7 +79,9 @@ class TaskModel(mlflow.pyfunc.PythonModel):
 
         self._predictor = TaskPredictor(read_bundle(context.artifacts["bundle"]))
 
-    def predict(self, context, model_input, params=None):  # untyped: MLflow reads type hints as a schema
+    # a DataFrame hint is one MLflow infers no schema from (other hints would become one, and without
+    # any hint MLflow warns as the class is defined): inputs are checked against the logged signature
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         """One output dict per input row (a DataFrame or a list of dicts); a bad row raises
         :class:`InvalidInputRow` naming it and its field."""
         from pipeline.serving.predictor import InputError
@@ -83,23 +93,48 @@ class TaskModel(mlflow.pyfunc.PythonModel):
             raise InvalidInputRow(exc.row, exc.field, str(exc)) from None
 
 
-def log_task_model(bundle_dir: Path, example_rows: list[dict], example_outputs: list[dict]) -> Any:
-    """Log the bundle as the active run's pyfunc model, with a signature inferred from the examples."""
-    import pandas as pd
+#: what MLflow says on every log_model of this model, none of it about this run: that a python_model
+#: object is pickled, and that it validates the input example
+LOG_MODEL_CHATTER = ("mlflow.pyfunc", "mlflow.models")
+
+
+@contextmanager
+def quiet_log_model() -> Iterator[None]:
+    """Silence :data:`LOG_MODEL_CHATTER` (warnings and INFO lines) around one log_model call."""
+    loggers = [logging.getLogger(name) for name in LOG_MODEL_CHATTER]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+
+
+def run_model_uri(run_id: str, task: str) -> str:
+    """The URI of the model a task's run logged (it is named after the task)."""
+    return f"runs:/{run_id}/{task}"
+
+
+def log_task_model(bundle_dir: Path, example_rows: list[dict], example_outputs: list[dict], task: str) -> Any:
+    """Log the bundle as the active run's pyfunc model named ``task``, with a signature inferred from
+    the examples."""
     from mlflow.models import infer_signature
 
     example = pd.DataFrame(example_rows)
-    return mlflow.pyfunc.log_model(
-        name=MODEL_NAME,
-        python_model=TaskModel(),
-        artifacts={"bundle": str(bundle_dir)},
-        code_paths=[str(PACKAGE_DIR)],
-        signature=infer_signature(example, example_outputs),
-        input_example=example,
-        pip_requirements=[f"{name}=={version}" for name, version in package_versions().items()],
-    )
+    with quiet_log_model():
+        return mlflow.pyfunc.log_model(
+            name=task,
+            python_model=TaskModel(),
+            artifacts={"bundle": str(bundle_dir)},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=infer_signature(example, example_outputs),
+            input_example=example,
+            pip_requirements=[f"{name}=={version}" for name, version in package_versions().items()],
+        )
 
 
 def load_task_model(uri: str) -> Any:
-    """An MLflow model URI (``runs:/<id>/model``, ``models:/<name>/<version>``...) as a pyfunc model."""
+    """An MLflow model URI (``runs:/<id>/<task>``, ``models:/<name>/<version>``...) as a pyfunc model."""
     return mlflow.pyfunc.load_model(uri)

@@ -1,9 +1,9 @@
 """Evaluate stage: score the fine-tuned model on the test split against a trivial baseline.
 
 ``python -m pipeline.stages.evaluate <task>`` writes ``reports/<task>/metrics.json`` (DVC
-metrics) and ``reports/<task>/evaluation/`` (predictions, per-class tables, plots, the worst
-mistakes, the kind's model reports such as saliency maps), and adds them to the MLflow run the
-train stage opened.
+metrics: the headline figures only) and ``reports/<task>/evaluation/`` (every score in
+``scores.json``, predictions, per-class tables, plots, the worst mistakes, the kind's model reports
+such as saliency maps), and adds them to the MLflow run the train stage opened.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def evaluate(params: Params, task: str) -> dict:
-    """Predict the test split, score it, write reports; return metrics.json's content."""
+    """Predict the test split, score it, write reports; return every score (``evaluation/scores.json``)."""
     from pipeline.runtime.stage_timing import phase
 
     with phase("import TensorFlow, bert4keras, MLflow"):
@@ -28,6 +28,7 @@ def evaluate(params: Params, task: str) -> dict:
     from pipeline.serving.bundle import read_bundle
     from pipeline.reporting.files import read_jsonl, write_json, write_jsonl
     from pipeline.reporting.mistakes import write_mistakes
+    from pipeline.serving.mlflow_model import run_model_uri
     from pipeline.training.trainer import encode_all, subsample
 
     cfg = params.task(task)
@@ -52,7 +53,7 @@ def evaluate(params: Params, task: str) -> dict:
     with phase("model reports (saliency)"):
         files += kind.write_model_reports(model, tokenizer, test_records, predictions, labels, cfg.maxlen, details)
     best = trained.meta.get("best", {})
-    metrics = {
+    scores = {
         "test": kind.score(test_records, predictions, labels),
         "test_detail": kind.detailed_scores(test_records, predictions, labels),
         "baseline": kind.baseline(train_records, test_records, labels),
@@ -60,26 +61,43 @@ def evaluate(params: Params, task: str) -> dict:
         "best_epoch": best.get("epoch"),
         "test_records": len(test_records),
     }
+    write_json(details / "scores.json", scores)
+    metrics = headline(scores, kind, cfg)
     write_json(out / "metrics.json", metrics)
-    print(f"[evaluate] {task}: test {metrics['test']} | baseline {metrics['baseline']}")
+    print(f"[evaluate] {task}: test {scores['test']} | baseline {scores['baseline']}")
 
     with task_run(params, task, trained.run_reference()) as run:
         with phase("log metrics and reports to MLflow"):
-            run.log_metrics({key: metrics[key] for key in ("test", "test_detail", "baseline")})
-            run.log_artifacts([out / "metrics.json", *files, details / "predictions.jsonl"], "evaluation")
+            run.log_metrics({key: scores[key] for key in ("test", "test_detail", "baseline")})
+            run.log_artifacts([out / "metrics.json", details / "scores.json", *files, details / "predictions.jsonl"],
+                              "evaluation")
         rows, outputs = model_examples(kind, cfg, test_records, predictions)
         interrupts.reached("model_logging")
         with phase("log the model to MLflow"):
             logged_model_uri = run.log_model(trained.directory, rows, outputs)
         # not cached by DVC (cache: false): keeps DVC's run cache from restoring an evaluation without a run
         write_json(out / "model.json", {
-            "model_uri": f"runs:/{run.run_id}/model" if logged_model_uri else None,
+            "model_uri": run_model_uri(run.run_id, task) if logged_model_uri else None,
             "logged_model_uri": logged_model_uri,
             "outbox": run.record()["outbox"],
             "inputs": list(kind.input_columns(cfg)),
             "example": rows[:1],
         })
-    return metrics
+    return scores
+
+
+def headline(scores: dict, kind: TaskKind, cfg: TaskConfig) -> dict:
+    """The DVC metrics: the task's headline metrics (the kind's primary one and the one that picks the
+    checkpoint) on test, for the trivial baseline and on dev, and the epoch kept. Everything else
+    (precision, recall, per-class and per-type figures) is in ``evaluation/scores.json`` and MLflow,
+    so ``dvc metrics show`` stays a table a terminal can hold."""
+    names = list(dict.fromkeys([kind.primary_metric, kind.selection_metric(cfg)]))
+
+    def pick(section: dict) -> dict:
+        return {name: section[name] for name in names if name in section}
+
+    return {"test": pick(scores["test"]), "baseline": pick(scores["baseline"]), "dev": pick(scores["dev_best"]),
+            "best_epoch": scores["best_epoch"]}
 
 
 def model_examples(kind: TaskKind, cfg: TaskConfig, records: list[dict], predictions: list[dict], n: int = 3):

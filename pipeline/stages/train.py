@@ -90,7 +90,8 @@ def train(params: Params, task: str) -> dict:
         with phase("plot, log to MLflow"):
             plot_history(evaluation.history, reports / "training_curves.png", f"{task} ({cfg.kind})")
             run.log_metrics({f"best_{k}": v for k, v in best.items() if k.startswith("dev_")})
-            run.log_metrics({"best_epoch": best.get("epoch", 0), "train_records": len(train_records), "resumed_epochs": resumed})
+            run.log_metrics({"best_epoch": best.get("epoch", 0), "train_records": len(train_records),
+                             "resumed_epochs": resumed, "epochs_trained": len(evaluation.history)})
             run.log_artifacts([reports / "history.json", reports / "training_curves.png"], "training")
         bundle.write_meta(
             work_dir,

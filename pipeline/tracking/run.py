@@ -192,7 +192,7 @@ class TaskRun:
         """Log the bundle as the run's pyfunc model; its model URI, or None when kept locally."""
         from pipeline.serving.mlflow_model import log_task_model
 
-        delivered, info = self._deliver(lambda: log_task_model(bundle_dir, rows, outputs))
+        delivered, info = self._deliver(lambda: log_task_model(bundle_dir, rows, outputs, self.task))
         if delivered:
             return info.model_uri
         self.entry.append("model", path=self.entry.keep_copy(bundle_dir), rows=rows, outputs=outputs)  # type: ignore[union-attr]

@@ -81,14 +81,15 @@ def run_epochs(
     class_weight: dict | None = None,
     verbose: int = 2,
 ) -> dict[str, float]:
-    """Train epochs ``initial_epoch + 1 .. epochs`` on ``steps_per_epoch`` batches each; return the
-    last epoch's logs (``loss``: its mean training loss)."""
+    """Train epochs ``initial_epoch + 1 .. epochs`` on ``steps_per_epoch`` batches each, or until a
+    callback sets ``model.stop_training``; return the last epoch's logs (``loss``: its mean training loss)."""
     callback_list = keras.callbacks.CallbackList(
         list(callbacks), add_history=True, add_progbar=verbose != 0, model=model, verbose=verbose,
         epochs=epochs, steps=steps_per_epoch,
     )
     step, weights = None, class_weight_table(class_weight)
     epoch_logs: dict[str, float] = {}
+    model.stop_training = False
     callback_list.on_train_begin()
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
@@ -108,5 +109,7 @@ def run_epochs(
             callback_list.on_train_batch_end(index, logs)  # 0-based, as model.fit passes it
         epoch_logs = {key: float(value) for key, value in logs.items()}
         callback_list.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:  # a callback asked to stop (early stopping), as under model.fit
+            break
     callback_list.on_train_end(epoch_logs)
     return epoch_logs

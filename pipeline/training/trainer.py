@@ -99,6 +99,37 @@ class DevEvaluation(keras.callbacks.Callback):
         self.on_epoch(row)
 
 
+def epochs_without_gain(history: Sequence[dict], metric: str, min_delta: float) -> int:
+    """Epochs at the end of ``history`` since the dev ``metric`` last beat the best before it by more
+    than ``min_delta`` (the first epoch counts as a gain)."""
+    best, since = None, 0
+    for row in history:
+        value = row[f"dev_{metric}"]
+        if best is None or value > best + min_delta:
+            best, since = value, 0
+        else:
+            since += 1
+    return since
+
+
+class EarlyStopping(keras.callbacks.Callback):
+    """Stops training when the dev metric has not gained more than ``min_delta`` for ``patience``
+    epochs; must follow the dev evaluation (and the epoch checkpoint) in the callback list."""
+
+    def __init__(self, evaluation: DevEvaluation, patience: int, min_delta: float) -> None:
+        super().__init__()
+        self.evaluation, self.patience, self.min_delta = evaluation, patience, min_delta
+
+    def stalled(self) -> bool:
+        return epochs_without_gain(self.evaluation.history, self.evaluation.metric, self.min_delta) >= self.patience
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.stalled():
+            self.model.stop_training = True
+            logger.info(f"early stopping after epoch {epoch + 1}: dev {self.evaluation.metric} has not gained more "
+                        f"than {self.min_delta} for {self.patience} epoch(s)")
+
+
 class BatchFaultPoint(keras.callbacks.Callback):
     """Marks the ``batch`` fault point after every training batch (added only when it is asked for:
     batch hooks cost time on every step)."""
@@ -120,7 +151,8 @@ def fit(
     With ``checkpoints``, the state is saved after every epoch, and a saved state of this same
     training is resumed: model, optimizer (hence the learning-rate schedule's position), dev history,
     best weights and batch shuffling continue from the last completed epoch. Returns the number of
-    epochs that were resumed (0 for a fresh training).
+    epochs that were resumed (0 for a fresh training). With ``cfg.early_stopping``, training ends
+    once the dev metric stalls (``len(evaluation.history)`` tells how many epochs ran).
     """
     batches = TrainingBatches(train_features, cfg.batch_size, cfg.seed, kind.train_inputs)
     model.compile(
@@ -128,17 +160,24 @@ def fit(
         optimizer=build_optimizer(cfg.learning_rate, cfg.weight_decay, len(batches) * cfg.epochs, cfg.warmup_proportion),
     )
     done, callbacks = 0, [evaluation]
+    start = 0  # the first epoch to train (0-based)
     if checkpoints is not None:
         state = checkpoints.state()
         if state is not None and state["epochs_done"] <= cfg.epochs:
             checkpoints.restore(model, state, evaluation.weights_path)
             evaluation.resume(state["history"], state["best"])
             batches.skip_epochs(state["epochs_done"])
-            done = state["epochs_done"]
+            done = start = state["epochs_done"]
             logger.info(
                 f"resuming after epoch {done} of {cfg.epochs} (optimizer step {int(model.optimizer.iterations.numpy())})"
             )
         callbacks.append(EpochCheckpoint(checkpoints, evaluation))
+    if cfg.early_stopping is not None:
+        stopper = EarlyStopping(evaluation, cfg.early_stopping.patience, cfg.early_stopping.min_delta)
+        callbacks.append(stopper)
+        if done and stopper.stalled():  # the interrupted training had already stopped early
+            logger.info(f"early stopping had ended this training after epoch {done}")
+            start = cfg.epochs
     if interrupts.wants("batch"):
         callbacks.append(BatchFaultPoint())
     run_epochs(
@@ -146,7 +185,7 @@ def fit(
         batches.forever(),
         steps_per_epoch=len(batches),
         epochs=cfg.epochs,
-        initial_epoch=done,
+        initial_epoch=start,
         callbacks=callbacks,
         class_weight=kind.class_weight(train_features, evaluation.labels, cfg),
         verbose=1 if sys.stdout.isatty() else 2,

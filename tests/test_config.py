@@ -249,3 +249,19 @@ def test_early_stopping_is_off_by_default_and_checked_when_set(tmp_path: Path) -
     with pytest.raises(ConfigError) as error:
         load_params(path)
     assert f"{path}:{line_of(path, 'early_stopping: {patience: 0}')}: tasks.sst2.early_stopping.patience" in str(error.value)
+
+
+def test_seeds_train_one_model_each_on_the_data_seed_picks(tmp_path: Path) -> None:
+    sst2 = load_params().task("conll03")
+    assert sst2.seeds is None and sst2.training_seeds == [sst2.seed]
+    path = edited(tmp_path, "    learning_rate: 3.0e-4\n", "    learning_rate: 3.0e-4\n    seeds: [7, 8]\n")
+    conll = load_params(path).task("conll03")
+    assert conll.training_seeds == [7, 8] and conll.seed == 42
+    seven = conll.for_seed(7)
+    assert (seven.seed, seven.seeds, seven.training_seeds) == (7, None, [7])
+    for wrong, says in (("[7, 7]", "seeds must differ"), ("[]", "at least 1")):
+        path = edited(tmp_path, "    learning_rate: 3.0e-4\n", f"    learning_rate: 3.0e-4\n    seeds: {wrong}\n")
+        with pytest.raises(ConfigError) as error:
+            load_params(path)
+        assert f"{path}:{line_of(path, f'seeds: {wrong}')}: tasks.conll03.seeds" in str(error.value)
+        assert says in str(error.value)

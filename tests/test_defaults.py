@@ -258,20 +258,21 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
     assert {key: sst2[key] for key in INHERITED} == {
         "maxlen": 64, "batch_size": 32, "epochs": 2, "learning_rate": 5.0e-5, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": None, "max_dev_samples": None,
-        "max_test_samples": None, "seed": 42, "precision": "auto", "early_stopping": None, "head": {},
+        "max_test_samples": None, "seed": 42, "seeds": [42, 43, 44], "precision": "auto", "early_stopping": None,
+        "head": {},
     }
     cluener = params.task("cluener").model_dump()
     assert {key: cluener[key] for key in INHERITED} == {
         "maxlen": 64, "batch_size": 32, "epochs": 2, "learning_rate": 6.0e-4, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": 5000, "max_dev_samples": None,
-        "max_test_samples": None, "seed": 42, "precision": "auto", "early_stopping": None,
+        "max_test_samples": None, "seed": 42, "seeds": None, "precision": "auto", "early_stopping": None,
         "head": {"decoder": "crf", "crf_lr_multiplier": 100.0},
     }
     squad = params.task("squad").model_dump()
     assert {key: squad[key] for key in INHERITED} == {
         "maxlen": 384, "batch_size": 16, "epochs": 1, "learning_rate": 2.0e-4, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": 1500, "max_dev_samples": 200,
-        "max_test_samples": 1000, "seed": 42, "precision": "float32", "early_stopping": None,
+        "max_test_samples": 1000, "seed": 42, "seeds": None, "precision": "float32", "early_stopping": None,
         "head": {"max_answer_len": 30, "no_answer": False},
     }
     assert params.task("zh_sentiment").max_train_samples == 3500 and params.task("conll04").epochs == 8
@@ -292,3 +293,15 @@ def test_dvc_stages_depend_on_defaults_and_their_task(stage: str) -> None:
     names = [entry for entry in listed if isinstance(entry, str)]
     assert "defaults" in names, f"dvc.yaml: {stage} must re-run when defaults change (params: {listed})"
     assert "tasks.${key}" in names, f"dvc.yaml: {stage} must re-run when its task changes (params: {listed})"
+
+
+@pytest.mark.unit
+def test_english_classification_and_pair_tasks_and_a_chinese_task_train_three_seeds() -> None:
+    params = load_params()
+    grouped = {name for name, task in params.tasks.items() if len(task.training_seeds) >= 3}
+    english = {name for name, task in params.tasks.items()
+               if task.language == "en" and task.kind in ("text_classification", "pair_classification")}
+    assert english and english <= grouped
+    assert any(params.tasks[name].language == "zh" for name in grouped)
+    # every group starts with the data seed, so its first seed is the single-seed training of before
+    assert all(params.tasks[name].training_seeds[0] == params.tasks[name].seed for name in grouped)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,6 +162,10 @@ def _stopped_at(project: Path, point: str, sig: str, *stages: str) -> str:
     """Run ``dvc repro --force --single-item <stages>`` with the stage stopping itself at ``point``; assert
     it ended non-zero with the one-line message and no traceback; its output."""
     env = _env(project, PIPELINE_INTERRUPT_AT=point, PIPELINE_INTERRUPT_SIGNAL=sig)
+    for stage in stages:  # a forced train stage keeps a seed trained with the same params: remove it
+        kind, _, task = stage.partition("@")
+        if kind == "train":
+            shutil.rmtree(project / "models" / "seeds" / task, ignore_errors=True)
     result = subprocess.run(["dvc", "repro", "--force", "--single-item", *stages], cwd=project, env=env,
                             capture_output=True, text=True, timeout=900, preexec_fn=_ignore_sigint)
     output = result.stdout + result.stderr
@@ -188,6 +193,7 @@ def test_a_stage_stopped_at_any_point_fails_and_resumes_to_the_uninterrupted_his
     _stopped_at(project, "checkpoint_write", "TERM", train)  # epoch 2's checkpoint written, state.json not
     assert _epochs_done(project) == 1, "a checkpoint that state.json does not name is never taken"
     assert not (project / "models" / "tasks" / TASK).exists(), "an interrupted training left a model in place"
+    assert not (project / "models" / "seeds" / TASK / "42").exists(), "an interrupted seed was kept as trained"
     status = run(project, "dvc", "status", train).stdout
     assert "changed" in status or "deleted" in status or "modified" in status, status
 

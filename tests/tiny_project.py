@@ -20,7 +20,9 @@ TINY = {
     "num_attention_heads": 2, "num_hidden_layers": 2, "type_vocab_size": 2,
 }
 COPIED = ["pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "pyproject.toml"]
-SIZES = {"max_train_samples": 48, "max_dev_samples": 24, "max_test_samples": 24, "epochs": 2, "batch_size": 16}
+#: one seed each (tests/test_seeds_e2e.py trains seed groups)
+SIZES = {"max_train_samples": 48, "max_dev_samples": 24, "max_test_samples": 24, "epochs": 2, "batch_size": 16,
+         "seeds": None}
 #: one task per kind (plus the English classifier on the real MiniLM)
 TASKS = {
     "sst2": "text_classification",

@@ -108,12 +108,13 @@ def render_summary(params: Params, root: Path, best: dict[str, BestRun | None] |
         if latest is None:
             scores = [NOT_RUN, ""]
         else:
-            scores = [_number(latest.get("test", {}).get(metric)), _number(latest.get("baseline", {}).get(metric))]
+            scores = [_with_spread(latest, metric), _number(latest.get("baseline", {}).get(metric))]
         rows.append([f"`{task}`", params.tasks[task].kind, metric, *scores, *best_cells])
     lines = [
         "# Results summary",
         "",
-        "Latest test score per task (`reports/<task>/metrics.json`), its trivial baseline, and the best MLflow "
+        "Latest test score per task (`reports/<task>/metrics.json`; over several seeds their mean ± standard "
+        "deviation), its trivial baseline, and the best MLflow "
         f"run so far (experiment `{params.tracking.experiment}`, highest `test.<metric>`).",
         "",
         markdown_table(HEADER, rows),
@@ -125,6 +126,13 @@ def render_summary(params: Params, root: Path, best: dict[str, BestRun | None] |
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _with_spread(latest: dict, metric: str) -> str:
+    """The test figure; over several seeds, their mean +- standard deviation and the number of seeds."""
+    value = _number(latest.get("test", {}).get(metric))
+    spread = latest.get("test_spread", {}).get(metric)
+    return value if spread is None else f"{value} ± {spread['std']:.4f} ({latest['seeds']} seeds)"
 
 
 def write_summary(

@@ -24,6 +24,12 @@ def task_model_dir(task: str, root: Path = PROJECT_ROOT) -> Path:
     return root / "models" / "tasks" / task
 
 
+def seeds_dir(task: str, root: Path = PROJECT_ROOT) -> Path:
+    """``models/seeds/<task>``: one trained bundle per seed (``<seed>/``); the train stage keeps those
+    whose training is unchanged, so adding a seed trains only that seed."""
+    return root / "models" / "seeds" / task
+
+
 def reports_dir(task: str, root: Path = PROJECT_ROOT) -> Path:
     """``reports/<task>``: metrics, per-epoch history, plots and predictions."""
     return root / "reports" / task

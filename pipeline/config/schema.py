@@ -86,6 +86,7 @@ class TaskConfig(StrictModel):
     max_dev_samples: int | None = Field(ge=1)
     max_test_samples: int | None = Field(ge=1)
     seed: int
+    seeds: list[int] | None = Field(default=None, min_length=1)
     precision: Literal["auto", "float32", "mixed_bfloat16"]
     early_stopping: EarlyStopping | None = None
     head: dict[str, Any] = Field(default_factory=dict)
@@ -112,6 +113,24 @@ class TaskConfig(StrictModel):
             )
             raise located(errors, f"head options of kind {self.kind!r}: {problems}") from None
         return self
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must differ from each other (got {seeds}); hint: e.g. 'seeds: [1, 2, 3]'")
+        return seeds
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The seeds to train with: ``seeds``, else ``[seed]``. ``seed`` alone picks the data subset
+        (``max_train_samples``) and carved splits, so every seed trains on the same examples."""
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    def for_seed(self, seed: int) -> "TaskConfig":
+        """This task as one training of the seed group: ``seed`` drives initialisation, dropout and
+        batch order (the data subset stays the one ``seed`` picked: see :meth:`training_seeds`)."""
+        return self.model_copy(update={"seed": seed, "seeds": None})
 
     @property
     def head_options(self) -> Any:

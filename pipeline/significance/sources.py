@@ -111,7 +111,7 @@ def read_side(text: str, letter: str, sources: Sources) -> Side:
     if not members:
         raise CompareError(f"{letter} names no run; hint: an MLflow run id, <task>@<rev>, <task> or a predictions file")
     runs = []
-    for member in members:
+    for member in [run for member in members for run in seed_runs(member, sources)]:
         run = read_run(member, sources)
         if run.task is None:
             if sources.task is None:
@@ -123,6 +123,34 @@ def read_side(text: str, letter: str, sources: Sources) -> Side:
             raise CompareError(f"{letter}: {run.name} is of task {run.task!r}, not {sources.task!r} (--task)")
         runs.append(run)
     return Side(letter, runs)
+
+
+def seed_runs(text: str, sources: Sources) -> list[str]:
+    """The seed runs of a seed group's parent MLflow run (by seed), else ``[text]`` as it is."""
+    if not RUN_ID.fullmatch(text) or sqlite_missing(sources):
+        return [text]
+    from mlflow import MlflowClient
+
+    from pipeline.tracking.redaction import shown_uri
+
+    uri = sources.tracking_uri
+    client = MlflowClient(uri)
+    run = _mlflow_call(lambda: client.get_run(text), text, shown_uri(uri, sources.root))
+    if "seed_group" not in run.data.tags:
+        return [text]
+    children = client.search_runs([run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{text}'")
+    if not children:
+        raise CompareError(f"MLflow run {text} is the parent of a seed group with no seed runs; hint: compare "
+                           f"the seed runs themselves")
+    return [child.info.run_id for child in sorted(children, key=lambda child: int(child.data.tags.get("seed", 0)))]
+
+
+def sqlite_missing(sources: Sources) -> bool:
+    """Whether the tracking store is a local sqlite database that does not exist (never create it)."""
+    from pipeline.tracking.store import sqlite_database
+
+    database = sqlite_database(sources.tracking_uri)
+    return database is not None and not database.is_file()
 
 
 def read_run(text: str, sources: Sources) -> Evaluated:
@@ -300,12 +328,11 @@ def from_mlflow(run_id: str, sources: Sources) -> Evaluated:
     from mlflow.artifacts import download_artifacts
 
     from pipeline.tracking.redaction import shown_uri
-    from pipeline.tracking.store import open_store, sqlite_database
+    from pipeline.tracking.store import open_store
 
     uri = sources.tracking_uri
     store = shown_uri(uri, sources.root)
-    database = sqlite_database(uri)
-    if database is not None and not database.is_file():  # do not create it
+    if sqlite_missing(sources):  # do not create it
         raise CompareError(
             f"no MLflow run {run_id!r} in {store}: that store does not exist; hint: set MLFLOW_TRACKING_URI "
             f"(or tracking.uri in params.yaml) to the store that holds the run"

@@ -8,10 +8,11 @@ such as saliency maps), and adds them to the MLflow run the train stage opened.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config.schema import Params, TaskConfig
-from pipeline.config.paths import prepared_dir, reports_dir, task_model_dir
+from pipeline.config.paths import prepared_dir, reports_dir, seeds_dir, task_model_dir
 
 if TYPE_CHECKING:
     from pipeline.kinds.common.base import TaskKind
@@ -61,10 +62,20 @@ def evaluate(params: Params, task: str) -> dict:
         "best_epoch": best.get("epoch"),
         "test_records": len(test_records),
     }
+    group = trained.meta.get("seed_group")
+    if group:
+        with phase("predict test with the other seeds"):
+            scores["seeds"] = seed_scores(params, task, group, test_records, features, scores["test"], details)
     write_json(details / "scores.json", scores)
     metrics = headline(scores, kind, cfg)
     write_json(out / "metrics.json", metrics)
     print(f"[evaluate] {task}: test {scores['test']} | baseline {scores['baseline']}")
+    if group:
+        print(f"[evaluate] {task}: over seeds {', '.join(scores['seeds'])}: "
+              + ", ".join(f"{name} {metrics['test'][name]:.4f} +- {row['std']:.4f}" for name, row in metrics["test_spread"].items()))
+        with task_run(params, task, group["parent"], group=True) as parent:
+            parent.log_metrics({"test": metrics["test"], "test_spread": metrics["test_spread"]})
+            parent.log_artifacts([out / "metrics.json"], "evaluation")
 
     with task_run(params, task, trained.run_reference()) as run:
         with phase("log metrics and reports to MLflow"):
@@ -86,18 +97,58 @@ def evaluate(params: Params, task: str) -> dict:
     return scores
 
 
+def seed_scores(params: Params, task: str, group: dict, records: list[dict], features: list, chosen_scores: dict,
+                details: Path) -> dict[str, dict]:
+    """Test scores of every seed of the group (the chosen seed's are ``chosen_scores``): each other
+    seed's model predicts the test split, its predictions go to ``evaluation/seeds/<seed>/`` and its
+    scores and predictions to its own MLflow run."""
+    from pipeline.runtime import tf_runtime
+    from pipeline.reporting.files import write_jsonl
+    from pipeline.serving.bundle import read_bundle
+    from pipeline.tracking.run import task_run
+
+    scores = {}
+    for seed in group["seeds"]:
+        if int(seed) == group["chosen"]:
+            scores[seed] = chosen_scores
+            continue
+        trained = read_bundle(seeds_dir(task) / seed)
+        predictions = trained.kind.predict(trained.load_model(), records, features, trained.labels,
+                                           trained.cfg.batch_size * 2)
+        scores[seed] = trained.kind.score(records, predictions, trained.labels)
+        path = write_jsonl(details / "seeds" / seed / "predictions.jsonl",
+                           [{**r, "predicted": p} for r, p in zip(records, predictions)])
+        with task_run(params, task, trained.run_reference(), seed=int(seed)) as run:
+            run.log_metrics({"test": scores[seed]})
+            run.log_artifacts([path], "evaluation")
+        tf_runtime.keras.backend.clear_session()
+    return scores
+
+
 def headline(scores: dict, kind: TaskKind, cfg: TaskConfig) -> dict:
     """The DVC metrics: the task's headline metrics (the kind's primary one and the one that picks the
-    checkpoint) on test, for the trivial baseline and on dev, and the epoch kept. Everything else
-    (precision, recall, per-class and per-type figures) is in ``evaluation/scores.json`` and MLflow,
-    so ``dvc metrics show`` stays a table a terminal can hold."""
+    checkpoint) on test, for the trivial baseline and on dev, and the epoch kept. With several seeds,
+    ``test`` is their mean, ``test_spread`` its standard deviation, min and max, and ``per_seed`` each
+    seed's (``baseline``, ``dev`` and ``best_epoch`` are the served seed's). Everything else (precision,
+    recall, per-class and per-type figures) is in ``evaluation/scores.json`` and MLflow, so
+    ``dvc metrics show`` stays a table a terminal can hold."""
+    from pipeline.reporting.spread import spread
+
     names = list(dict.fromkeys([kind.primary_metric, kind.selection_metric(cfg)]))
 
     def pick(section: dict) -> dict:
         return {name: section[name] for name in names if name in section}
 
-    return {"test": pick(scores["test"]), "baseline": pick(scores["baseline"]), "dev": pick(scores["dev_best"]),
-            "best_epoch": scores["best_epoch"]}
+    metrics = {"test": pick(scores["test"]), "baseline": pick(scores["baseline"]), "dev": pick(scores["dev_best"]),
+               "best_epoch": scores["best_epoch"]}
+    if "seeds" in scores:
+        per_seed = {seed: pick(row) for seed, row in scores["seeds"].items()}
+        rows = {name: spread([row[name] for row in per_seed.values()]) for name in metrics["test"]}
+        metrics["test"] = {name: row["mean"] for name, row in rows.items()}
+        metrics["test_spread"] = {name: {k: v for k, v in row.items() if k != "mean"} for name, row in rows.items()}
+        metrics["seeds"] = len(per_seed)
+        metrics["per_seed"] = per_seed
+    return metrics
 
 
 def model_examples(kind: TaskKind, cfg: TaskConfig, records: list[dict], predictions: list[dict], n: int = 3):

@@ -37,12 +37,17 @@ SYNC_COMMAND = "python -m pipeline.commands.sync_runs"
 
 
 class TaskRun:
-    """One task's run: on the tracking server while it answers, else journalled in the outbox."""
+    """One task's run: on the tracking server while it answers, else journalled in the outbox.
 
-    def __init__(self, params: Params, task: str) -> None:
+    A task that trains several seeds has one run per seed (``seed``: named ``<task> seed <n>``,
+    recording that seed's params, nested under ``parent_run_id``) and one parent run for the group
+    (``group``: ``<task>``, tagged ``seed_group``), which carries the aggregates."""
+
+    def __init__(self, params: Params, task: str, seed: int | None = None, parent_run_id: str | None = None,
+                 group: bool = False) -> None:
         from pipeline.tracking import store as tracking
 
-        self.params, self.task = params, task
+        self.params, self.task, self.seed = params, task, seed
         self.uri = params.tracking_uri()  # the real URI: used, never shown or stored (see shown_uri)
         self.shown_uri = shown_uri(self.uri)
         keep_mlflow_quiet(self.uri)
@@ -52,7 +57,19 @@ class TaskRun:
         self.experiment_id: str | None = None
         self.entry: outbox.OutboxEntry | None = None
         self.tags = tracking.run_tags(params, task)
+        if seed is not None:
+            self.tags["seed"] = str(seed)
+        if parent_run_id:
+            self.tags["mlflow.parentRunId"] = parent_run_id
+        if group:
+            self.tags["seed_group"] = ",".join(map(str, params.task(task).training_seeds))
         self._described = False  # tags, params and inputs have reached the server
+
+    @property
+    def label(self) -> str:
+        """The run's name: the task (and seed), ``@<experiment>`` under ``dvc exp run``."""
+        name = self.task if self.seed is None else f"{self.task} seed {self.seed}"
+        return f"{name}@{self.tags['dvc_exp_name']}" if "dvc_exp_name" in self.tags else name
 
     @property
     def offline(self) -> bool:
@@ -69,7 +86,7 @@ class TaskRun:
             entry = outbox.open_entry(resume["outbox"])
             if entry is not None and entry.pending:
                 self.entry, self.run_id, self._described = entry, entry.meta.get("server_run_id"), True
-                self.run_name = self.task
+                self.run_name = self.label
                 logger.info(f"[tracking] {self.task}: continuing the run kept locally in {entry.directory}")
                 return
             if entry is not None:
@@ -97,7 +114,7 @@ class TaskRun:
                 if "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code):
                     raise
                 run_id = None
-        name = f"{self.task}@{self.tags['dvc_exp_name']}" if "dvc_exp_name" in self.tags else self.task
+        name = self.label
         while mlflow.active_run() is not None:
             mlflow.end_run()
         active = mlflow.start_run(run_id=run_id, run_name=None if run_id else name)
@@ -107,7 +124,7 @@ class TaskRun:
             self._described = True
             return
         mlflow.set_tags(self.tags)
-        mlflow.log_params(tracking.run_params(self.params, self.task))
+        mlflow.log_params(tracking.run_params(self.params, self.task, self.seed))
         tracking.log_lineage(tracking.lineage_inputs(self.params, self.task))
         self._described = True
 
@@ -136,8 +153,8 @@ class TaskRun:
                        f"recorded in {self.entry.directory}; push it later with `{SYNC_COMMAND}`")
         if not self._described:
             self.entry.append(
-                "start", run_name=self.run_name or self.task, tags=self.tags,
-                params=tracking.run_params(self.params, self.task),
+                "start", run_name=self.run_name or self.label, tags=self.tags,
+                params=tracking.run_params(self.params, self.task, self.seed),
                 inputs=tracking.lineage_inputs(self.params, self.task),
             )
             self._described = True
@@ -219,9 +236,10 @@ class TaskRun:
 
 
 @contextmanager
-def task_run(params: Params, task: str, resume: dict | None = None) -> Iterator[TaskRun]:
-    """The task's run for the duration of a block; ends FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED."""
-    run = TaskRun(params, task)
+def task_run(params: Params, task: str, resume: dict | None = None, **role: Any) -> Iterator[TaskRun]:
+    """The task's run for the duration of a block; ends FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED.
+    ``role``: :class:`TaskRun`'s ``seed``, ``parent_run_id`` or ``group``."""
+    run = TaskRun(params, task, **role)
     run.open(resume)
     with _sigterm_as_interrupt():
         try:

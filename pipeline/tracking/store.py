@@ -119,9 +119,10 @@ def log_lineage(inputs: list[dict]) -> None:
         mlflow.log_input(dataset, context=item["context"], tags={"dvc.path": item["path"], "dvc.md5": item["md5"]})
 
 
-def run_params(params: Params, task: str) -> dict[str, Any]:
-    """The params a task's run records: its own block plus its backbone's, flattened."""
-    cfg = params.task(task)
+def run_params(params: Params, task: str, seed: int | None = None) -> dict[str, Any]:
+    """The params a task's run records: its own block (as one ``seed`` of its group trains it) plus its
+    backbone's, flattened."""
+    cfg = params.task(task) if seed is None else params.task(task).for_seed(seed)
     values = {"task": task, **cfg.model_dump(), "backbone_config": params.backbone(cfg.backbone).model_dump()}
     return {key: ("null" if value is None else value) for key, value in flatten(values).items()}
 

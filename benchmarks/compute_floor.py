@@ -2,8 +2,8 @@
 
     .venv/bin/python -m benchmarks.compute_floor            # after `make run` (prepared data, backbones, timings)
 
-For every task of params.yaml it draws the very batches training draws (its seed, length buckets,
-epochs) and prediction draws (dev after each epoch, test once), adds up their FLOPs (the formula of
+For every task of params.yaml it draws the very batches training draws (each of its seeds, length
+buckets, epochs) and prediction draws (dev after each epoch, test once, for every seed), adds up their FLOPs (the formula of
 :mod:`benchmarks.side_by_side`, at each batch's padded length), and divides by
 
 * the machine's matmul peak, measured now (2048 x 2048, float32 and, where the CPU has it, bfloat16):
@@ -34,7 +34,8 @@ from pipeline.config.paths import PROJECT_ROOT, backbone_dir, prepared_dir
 from pipeline.training.batching import bucketed_batches
 
 #: the phases of a stage's timing record that are this work (the rest is start-up and bookkeeping)
-WORK_PHASES = {"train": ("train: first step (tracing)", "train: steps", "train: dev evaluation"), "evaluate": ("predict test",)}
+WORK_PHASES = {"train": ("train: first step (tracing)", "train: steps", "train: dev evaluation"),
+               "evaluate": ("predict test", "predict test with the other seeds")}
 
 
 @dataclass
@@ -82,14 +83,16 @@ def task_work(task: str, bf16: bool) -> TaskWork:
         return [len(f["token_ids"]) for f in encode_all(kind, records, tokenizer, labels, cfg.maxlen, task)]
 
     train_len, dev_len, test_len = lengths(train), lengths(dev), lengths(test)
-    rng = random.Random(cfg.seed)
-    drawn = [b for _ in range(cfg.epochs) for b in bucketed_batches(train_len, cfg.batch_size, rng)]
+    drawn = []  # every seed draws its own batch order
+    for seed in cfg.training_seeds:
+        rng = random.Random(seed)
+        drawn += [b for _ in range(cfg.epochs) for b in bucketed_batches(train_len, cfg.batch_size, rng)]
     train_flops, mean_padded = batch_flops(config, train_len, drawn, "train")
     dev_flops, _ = batch_flops(config, dev_len, bucketed_batches(dev_len, cfg.batch_size * 2, None), "predict")
     test_flops, _ = batch_flops(config, test_len, bucketed_batches(test_len, cfg.batch_size * 2, None), "predict")
     precision = "bfloat16" if bf16 and cfg.precision in ("auto", "mixed_bfloat16") else "float32"
-    return TaskWork(task, precision, train_flops, cfg.epochs * dev_flops + test_flops, mean_padded, config,
-                    cfg.batch_size)
+    predict_flops = len(cfg.training_seeds) * (cfg.epochs * dev_flops + test_flops)
+    return TaskWork(task, precision, train_flops, predict_flops, mean_padded, config, cfg.batch_size)
 
 
 def model_matmul_rate(config: dict, batch: int, length: int, dtype: str, repeats: int = 15) -> float:

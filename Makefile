@@ -23,6 +23,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	$(BIN)/pip install --quiet -r requirements.txt $(QUIET_PIP)
 	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt $(QUIET_PIP)
 	$(BIN)/python -c "import pipeline.runtime.tf_runtime, bert4keras, mlflow, dvc; print('environment ready')"
+	-$(BIN)/python -m pipeline.commands.check --links-only  # DVC experiments in temporary copies reach ../shared
 	touch $@
 
 postgres:  ## PostgreSQL server programs, for the team tracking server (pipeline.commands.team_server) and its test

@@ -1,14 +1,23 @@
 """The MLflow UI, checked in a real browser.
 
-Two runs of one task with different params (``dvc repro``, then ``dvc exp run -S tasks.sst2.epochs=1``)
-in a tiny copy of the project; then ``mlflow ui`` on the project's ``mlflow.db`` and headless Chromium
-driven by Selenium: the experiment's runs table must list both runs by name (``sst2`` and
-``sst2@<dvc experiment>``) with their ``epochs`` param and ``test.accuracy`` as the store has them.
-The page is the address ``make ui`` prints (``pipeline.commands.ui.runs_page``: MLflow 3 opens on
-its GenAI pages without it). A screenshot of the table is saved to the tested project's
-``reports/mlflow_ui.png`` (the README's comes from the default run's store:
-``python -m pipeline.commands.ui --screenshot``). On failure the page source and a screenshot are left in the project's
-``ui_debug/`` and named in the assertion message.
+A tiny copy of the project whose task trains a seed group (``seeds: [1, 2]``) twice with different
+params (``dvc repro``, then ``dvc exp run -S tasks.sst2.epochs=1``): two parent runs (``sst2`` and
+``sst2@<dvc experiment>``, tagged ``seed_group``), each with its two seed runs nested under it
+(``sst2 seed 1`` and ``sst2 seed 2``, ``@<dvc experiment>`` for the experiment's), and two versions
+of the registered model ``sst2``, the first holding the alias ``champion``. Then ``mlflow ui`` on the
+project's ``mlflow.db`` and headless Chromium driven by Selenium:
+
+* the experiment's runs table lists both parent runs by name with their ``epochs`` param and
+  ``test.accuracy`` as the store has them; each parent row has an expander, and expanding it shows
+  its seed runs in the rows right below it, indented. The page is the address ``make ui`` prints
+  (``pipeline.commands.ui.runs_page``: MLflow 3 opens on its GenAI pages without it). A screenshot
+  of the expanded table is saved to the tested project's ``reports/mlflow_ui.png`` (the README's
+  comes from the default run's store: ``python -m pipeline.commands.ui --screenshot``);
+* the registered model's page (``#/models/sst2``) lists both versions, version 1 with the alias
+  ``champion``; its screenshot is saved to ``reports/mlflow_models.png``.
+
+On failure the page source and a screenshot are left in the project's ``ui_debug/`` and named in the
+assertion message.
 
 Needs ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` (Debian ``chromium chromium-driver``;
 ``make test`` installs them); ``CHROMIUM`` / ``CHROMEDRIVER`` point elsewhere.
@@ -31,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from ruamel.yaml import YAML
 
 from tests.tiny_project import build_project, git_commit_all, run
 
@@ -39,6 +49,11 @@ pytestmark = pytest.mark.e2e
 TASK = "sst2"
 METRIC = "test.accuracy"
 PARAM = "epochs"
+#: a seed group: one parent run per training of the task, one run per seed nested under it
+SEEDS = (1, 2)
+#: the alias the evaluate stage gives a task's first registered version (pipeline.tracking.registry)
+CHAMPION = "champion"
+NAME_COL = "attributes.`Run Name`"
 EXPERIMENT = "bert4keras-pipeline"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -58,6 +73,11 @@ CHROMIUM_FLAGS = (
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, zh_vocab: Path) -> Path:
     project = build_project(tmp_path_factory.mktemp("ui"), shared_data, zh_vocab, {TASK: "text_classification"})
+    yaml = YAML()
+    params = yaml.load(project / "params.yaml")
+    params["tasks"][TASK]["seeds"] = list(SEEDS)
+    yaml.dump(params, project / "params.yaml")
+    git_commit_all(project, "seed group")
     run(project, "dvc", "repro")
     git_commit_all(project, "lock")
     run(project, "dvc", "exp", "run", "-S", f"tasks.{TASK}.{PARAM}=1")
@@ -66,22 +86,36 @@ def project(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, zh_voca
 
 @pytest.fixture(scope="module")
 def expected(project: Path) -> dict[str, Any]:
-    """What the store holds: the experiment id and, per run id, its name, param and metric."""
+    """What the store holds: the experiment id; per parent run id, its name, param, metric and seed
+    runs (run id: name); the versions of the registered model and their aliases."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(EXPERIMENT)
     assert experiment is not None, "the pipeline created no MLflow experiment"
     runs = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("task") == TASK]
+    parents = [r for r in runs if "seed_group" in r.data.tags]
     names = [r.info.run_name for r in runs]
-    assert len(runs) == 2, f"expected a repro run and an experiment run of {TASK}, got {names}"
-    by_id = {r.info.run_id: {"name": r.info.run_name, PARAM: r.data.params[PARAM], METRIC: r.data.metrics[METRIC]}
-             for r in runs}
-    exp_names = [r.data.tags["dvc_exp_name"] for r in runs if "dvc_exp_name" in r.data.tags]
-    assert len(exp_names) == 1, "exactly one run should come from `dvc exp run`"
+    assert len(parents) == 2, f"expected a repro run and an experiment run of {TASK}'s seed group, got {names}"
+    exp_names = [r.data.tags["dvc_exp_name"] for r in parents if "dvc_exp_name" in r.data.tags]
+    assert len(exp_names) == 1, "exactly one parent run should come from `dvc exp run`"
+    by_id: dict[str, dict[str, Any]] = {}
+    for parent in parents:
+        suffix = f"@{parent.data.tags['dvc_exp_name']}" if "dvc_exp_name" in parent.data.tags else ""
+        children = {r.info.run_id: r.info.run_name for r in runs
+                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        assert sorted(children.values()) == [f"{TASK} seed {seed}{suffix}" for seed in SEEDS], (
+            f"{parent.info.run_name}: expected one nested run per seed {SEEDS}, got {sorted(children.values())}")
+        by_id[parent.info.run_id] = {"name": parent.info.run_name, PARAM: parent.data.params[PARAM],
+                                     METRIC: parent.data.metrics[METRIC], "children": children}
+    assert len(runs) == len(parents) * (1 + len(SEEDS)), f"stray runs of {TASK}: {names}"
     assert sorted(v["name"] for v in by_id.values()) == sorted([TASK, f"{TASK}@{exp_names[0]}"])
     assert sorted(v[PARAM] for v in by_id.values()) == ["1", "2"]
-    return {"experiment_id": experiment.experiment_id, "runs": by_id}
+    versions = sorted(str(v.version) for v in client.search_model_versions(f"name = '{TASK}'"))
+    assert versions == ["1", "2"], f"expected two versions of registered model {TASK}, got {versions}"
+    aliases = {alias: str(version) for alias, version in client.get_registered_model(TASK).aliases.items()}
+    assert aliases == {CHAMPION: "1"}, f"version 1 of {TASK} should hold the alias {CHAMPION}, and only it: {aliases}"
+    return {"experiment_id": experiment.experiment_id, "runs": by_id, "versions": versions, "aliases": aliases}
 
 
 # --------------------------------------------------------------------------- the UI server
@@ -192,11 +226,13 @@ class Page:
         return f"page source {html}, screenshot {png}, URL {self.driver.current_url}"
 
     def wait(self, condition: Callable[[Any], Any], what: str, timeout: float = WAIT_S) -> Any:
-        from selenium.common.exceptions import TimeoutException
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.5).until(condition)
+            # a React re-render between finding an element and reading it: look again at the next poll
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.5,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(condition)
         except TimeoutException:
             raise AssertionError(f"the MLflow UI did not show {what} within {timeout} s; "
                                  f"{self.dump(what.split(':')[0].replace(' ', '_'))}") from None
@@ -221,7 +257,6 @@ class Page:
 def show_column(page: Page, name: str, autosize: bool = False) -> None:
     """Add a metric or param column to the runs table through its "Columns" selector; ``autosize``
     widens it to its content (ag-grid: a double click on the resize handle) for the screenshot."""
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -234,7 +269,17 @@ def show_column(page: Page, name: str, autosize: bool = False) -> None:
     page.click(node, f"column {name} in the Columns selector", xpath=True)
     page.driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     header = page.find(f"[role='columnheader'][col-id*='`{name}`']", f"the {name} column header")
-    for handle in header.find_elements(By.CSS_SELECTOR, ".ag-header-cell-resize") if autosize else []:
+    if autosize:
+        autosize_column(page, header)
+
+
+def autosize_column(page: Page, header: Any) -> None:
+    """Widen a column to its content (ag-grid: a double click on its header's resize handle); cosmetic,
+    for the screenshot: best effort."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    for handle in header.find_elements(By.CSS_SELECTOR, ".ag-header-cell-resize"):
         try:
             ActionChains(page.driver).double_click(handle).perform()
         except Exception:  # noqa: BLE001 - cosmetic only
@@ -278,10 +323,69 @@ def shows_value(text: str | None, value: float) -> bool:
     )
 
 
+def row_index(driver: Any, run_id: str) -> int | None:
+    """The position of a run's row in the table as shown (ag-grid's ``row-index``), None if not rendered."""
+    from selenium.webdriver.common.by import By
+
+    rows = [r for r in driver.find_elements(By.CSS_SELECTOR, f"[role='row'][row-id='{run_id}']") if r.is_displayed()]
+    return int(rows[0].get_attribute("row-index")) if rows else None
+
+
+def name_left(driver: Any, run_id: str) -> int | None:
+    """The x offset of a run's name link in the Run Name cell (its nesting indent), None if not rendered."""
+    from selenium.webdriver.common.by import By
+
+    css = f"[role='row'][row-id='{run_id}'] [role='gridcell'][col-id='{NAME_COL}'] a[href$='/runs/{run_id}']"
+    links = [a for a in driver.find_elements(By.CSS_SELECTOR, css) if a.is_displayed()]
+    return links[0].location["x"] if links else None
+
+
+def expand(page: Page, parent_id: str, parent_name: str, children: dict[str, str]) -> None:
+    """Click the expander of a parent run's row; its runs (``children``: run id to name) must then
+    show, by name, in the rows right below it, indented further than its own name."""
+    expander = f"[role='row'][row-id='{parent_id}'] [role='gridcell'][col-id='{NAME_COL}'] button"
+    page.click(expander, f"the expander of parent run {parent_name}")
+
+    def nested(driver: Any) -> bool:
+        parent_row, parent_left = row_index(driver, parent_id), name_left(driver, parent_id)
+        if parent_row is None or parent_left is None:
+            return False
+        below = {row_index(driver, child) for child in children}
+        return (below == set(range(parent_row + 1, parent_row + 1 + len(children)))
+                and all(name in (cell_text(driver, child, NAME_COL) or "").splitlines()
+                        for child, name in children.items())
+                and all((name_left(driver, child) or 0) > parent_left for child in children))
+
+    page.wait(nested, f"seed runs: {sorted(children.values())} nested below {parent_name} once expanded")
+
+
+def version_aliases(driver: Any, version: str) -> list[str] | None:
+    """The aliases the registered model's version table shows for ``version`` (its Aliases cell's
+    ``@ <alias>`` tags), None while the version's row or the Aliases column is not rendered."""
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    table = driver.find_elements(By.CSS_SELECTOR, "[data-testid='model-version-table']")
+    if not table:
+        return None
+    headers = [h.text.strip() for h in table[0].find_elements(By.CSS_SELECTOR, "[role='columnheader']")]
+    if "Aliases" not in headers:
+        return None
+    link = f"a[href$='/models/{TASK}/versions/{version}']"
+    for row in table[0].find_elements(By.CSS_SELECTOR, "[role='row']"):
+        if row.find_elements(By.CSS_SELECTOR, link):
+            cells = row.find_elements(By.CSS_SELECTOR, "[role='cell']")
+            if len(cells) != len(headers):
+                return None
+            return re.findall(r"@\s*(\S+)", cells[headers.index("Aliases")].text)
+    return None
+
+
 # --------------------------------------------------------------------------- the check
 
 
-def test_runs_table_shows_both_runs_with_params_and_metrics(
+def test_runs_table_shows_both_runs_with_params_metrics_and_nested_seed_runs(
     project: Path, expected: dict[str, Any], ui_url: str, browser: Any
 ) -> None:
     page = Page(browser, project / "ui_debug")
@@ -292,13 +396,17 @@ def test_runs_table_shows_both_runs_with_params_and_metrics(
     browser.get(page_url)
     runs = expected["runs"]
     names = [run_["name"] for run_ in runs.values()]
-    name_col = "attributes.`Run Name`"
 
     def both_names(driver: Any) -> bool:
-        return all(name in (cell_text(driver, run_id, name_col) or "").splitlines()
+        return all(name in (cell_text(driver, run_id, NAME_COL) or "").splitlines()
                    for run_id, name in ((i, r["name"]) for i, r in runs.items()))
 
     page.wait(both_names, f"run names: both runs {names} in the runs table")
+    # the parents are listed with their seed runs collapsed under them
+    shown_children = [name for run_ in runs.values() for child, name in run_["children"].items()
+                      if row_index(browser, child) is not None]
+    assert not shown_children, (f"seed runs {shown_children} are shown before their parent is expanded; "
+                                f"{page.dump('children_before_expanding')}")
     close_assistant(page)
     show_column(page, METRIC, autosize=True)
     show_column(page, PARAM)
@@ -314,7 +422,35 @@ def test_runs_table_shows_both_runs_with_params_and_metrics(
     shown = {r["name"]: (cell_text(browser, i, param_col), cell_text(browser, i, metric_col)) for i, r in runs.items()}
     print(f"MLflow UI shows {shown}")
 
+    for run_id, run_ in runs.items():
+        expand(page, run_id, run_["name"], run_["children"])
+    nesting = {r["name"]: [((cell_text(browser, c, NAME_COL) or "").splitlines() or [""])[-1] for c in r["children"]]
+               for r in runs.values()}
+    print(f"MLflow UI nests {nesting}")
+    autosize_column(page, page.find(f"[role='columnheader'][col-id='{NAME_COL}']", "the Run Name column header"))
+
     screenshot = project / "reports" / "mlflow_ui.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(screenshot)), "Chromium saved no screenshot"
+    assert screenshot.stat().st_size > 10_000, f"{screenshot} looks empty"
+
+
+def test_registered_model_page_lists_the_versions_and_the_champion_alias(
+    project: Path, expected: dict[str, Any], ui_url: str, browser: Any
+) -> None:
+    page = Page(browser, project / "ui_debug")
+    browser.get(f"{ui_url}/#/models/{TASK}")
+    versions = expected["versions"]
+    wanted = {version: sorted(a for a, v in expected["aliases"].items() if v == version) for version in versions}
+
+    def aliases_shown(driver: Any) -> bool:
+        return {version: version_aliases(driver, version) for version in versions} == wanted
+
+    page.wait(aliases_shown, f"model versions: {TASK}'s versions with their aliases {wanted} in its version table")
+    print(f"MLflow UI shows versions of {TASK} with aliases {wanted}")
+    close_assistant(page)
+
+    screenshot = project / "reports" / "mlflow_models.png"
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(screenshot)), "Chromium saved no screenshot"
     assert screenshot.stat().st_size > 10_000, f"{screenshot} looks empty"

@@ -3,7 +3,9 @@
 ``python -m pipeline.commands.check [--params FILE] [TASK ...]`` validates every key of the params file,
 then every task's data files (or only the named tasks') and the backbones' source files. It prints
 ``params.yaml: OK (11 tasks, 2 backbones)``, or one ``error: file:line: key.path: reason; hint: ...``
-line per problem on stderr and exits with status 2. It takes about a second.
+line per problem on stderr and exits with status 2. It takes about a second. It also links the folders
+outside the project that params name into ``.dvc/tmp/exps/`` for DVC's temporary copies
+(:mod:`pipeline.config.workspace`); ``--links-only`` does only that.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from pipeline.config.paths import DEFAULT_PARAMS
 from pipeline.config.errors import ConfigError, shown_path
 from pipeline.config.loading import load_params
+from pipeline.config.workspace import link_outside_folders
 from pipeline.config.preflight import check_all, check_backbone, check_task, require
 from pipeline.runtime.log_setup import configure_logging
 
@@ -27,9 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("tasks", nargs="*", metavar="TASK", help="only these tasks (and their backbones); default: all")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    parser.add_argument("--links-only", action="store_true",
+                        help="only link the folders outside the project that DVC's temporary copies need")
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
+        for problem in link_outside_folders(params, args.params.resolve().parent):
+            print(f"warning: {problem}", file=sys.stderr)
+        if args.links_only:
+            return 0
         if args.tasks:
             problems: list[str] = []
             backbones = dict.fromkeys(params.tasks[t].backbone for t in args.tasks if t in params.tasks)

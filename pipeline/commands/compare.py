@@ -12,7 +12,6 @@ the same as markdown to ``reports/compare/<task>-<A>-vs-<B>.md`` and tags the co
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import sys
@@ -27,6 +26,7 @@ from pipeline.config.schema import Params, TaskConfig
 from pipeline.data.readers.files import DataError
 from pipeline.reporting.files import markdown_table, write_text
 from pipeline.runtime.log_setup import configure_logging
+from pipeline.tracking.redaction import fail_fast_commands
 from pipeline.significance.bootstrap import Comparison, paired_difference, planned_steps
 from pipeline.significance.sources import (
     CompareError,
@@ -275,10 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: compare, print, write the markdown, tag the runs; exit status 2 on a bad side."""
     configure_logging()
     args = build_parser().parse_args(argv)
-    # a remote store that does not answer fails fast instead of retrying for minutes
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    fail_fast_commands()
     try:
         params = load_params(args.params)
         a, b, comparison = compare(args, params)

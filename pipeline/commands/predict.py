@@ -5,10 +5,11 @@
     python -m pipeline.commands.predict mrpc --text-b "He left." "He went away."
     python -m pipeline.commands.predict cluener --file texts.txt            # one text per line
     python -m pipeline.commands.predict --run-id 3f2a... --file rows.jsonl  # the model logged in an MLflow run
+    python -m pipeline.commands.predict --model-uri models:/sst2@champion "a gripping, funny film"
 
-A task name loads ``models/tasks/<task>``; ``--run-id`` (or ``--model-uri``) loads the MLflow model
-instead. Files: ``.jsonl`` (objects with the task's input fields), ``.csv``/``.tsv`` (a header
-naming them) or plain text (one ``text`` per line); ``--query`` / ``--text-b`` fill rows that lack
+A task name loads ``models/tasks/<task>``; ``--run-id`` (or ``--model-uri``: ``models:/<task>@champion``
+is the registered version ``pipeline.commands.promote`` made champion) loads the MLflow model instead.
+Files: ``.jsonl`` (objects with the task's input fields), ``.csv``/``.tsv`` (a header naming them) or plain text (one ``text`` per line); ``--query`` / ``--text-b`` fill rows that lack
 them. Prints one JSON object per input. Bad input is one line on stderr naming the file, line and
 field (``error: rows.jsonl:3: field 'text' must be a string, got int 5; hint: ...``), exit status 2.
 """
@@ -233,7 +234,9 @@ def mlflow_model(uri: str, run_id: str | None = None) -> Model:
                 f"MLflow run {run_id!r} in {store} has no logged model at {uri}; hint: the evaluate stage logs it "
                 f"(dvc repro evaluate@<task>); runs kept in mlflow-outbox/ are pushed by python -m pipeline.commands.sync_runs"
             ) from None
-        raise DataError(f"no MLflow model {uri} in {store} ({_first_line(exc.message)})") from None
+        raise DataError(
+            f"no MLflow model {uri} in {store} ({_first_line(exc.message)}){registry_hint(uri)}"
+        ) from None
     inputs = info.signature.inputs if info.signature is not None else None
     columns = None
     if inputs is not None and inputs.has_input_names():
@@ -247,6 +250,16 @@ def mlflow_model(uri: str, run_id: str | None = None) -> Model:
         return load_task_model(uri).predict(pd.DataFrame(rows))
 
     return Model(columns, predict, uri)
+
+
+def registry_hint(uri: str) -> str:
+    """A hint for a ``models:/<task>@champion`` URI that names no model: the promote command sets that alias."""
+    from pipeline.tracking.registry import CHAMPION
+
+    name, _, alias = uri.removeprefix("models:/").partition("@")
+    if not uri.startswith("models:/") or alias != CHAMPION:
+        return ""
+    return f"; hint: `python -m pipeline.commands.promote {name}` makes a registered version the {CHAMPION}"
 
 
 def _first_line(text: str) -> str:

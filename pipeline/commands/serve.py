@@ -5,7 +5,9 @@
          -d '{"dataframe_records": [{"text": "a gripping, funny film"}]}'
 
 The model is the one the task's last evaluate stage logged (``reports/<task>/model.json``);
-``--model-uri`` serves any other (``runs:/<run id>/model``).
+``--model-uri`` serves any other: ``models:/sst2@champion`` (the version ``python -m
+pipeline.commands.promote sst2`` made champion), ``models:/sst2/3``, ``runs:/<run id>/sst2``. A URI that
+names no model is one line ``error: ...`` (exit status 2) before any server starts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from pipeline.config.errors import ConfigError
 from pipeline.config.loading import load_params
 from pipeline.config.paths import reports_dir
+from pipeline.data.readers import DataError
 from pipeline.runtime.log_setup import configure_logging
 
 
@@ -66,12 +69,15 @@ def main(argv: list[str] | None = None) -> None:
         if args.task:
             params.task(args.task)  # an unknown task is named as such, with the defined ones
         uri = args.model_uri or model_uri(args.task)
+        from pipeline.commands.predict import mlflow_model
+
+        mlflow_model(uri)  # a URI naming no model (an alias not set yet): one line here, not the server's traceback
         tracking_uri = params.tracking_uri()
         from pipeline.tracking.store import open_store
 
         open_store(tracking_uri)  # a copied or moved project: its local store's artifacts are found where they are now
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # the real URI, for the server process only
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     command = serve_command(uri, args.host, args.port)

@@ -208,6 +208,9 @@ class Params(StrictModel):
     #: as written; every task in ``tasks`` already holds them merged (see :func:`pipeline.config.loading.load_params`)
     defaults: TaskDefaults = Field(default_factory=TaskDefaults)  # type: ignore[valid-type]
     tasks: dict[str, TaskConfig]
+    #: names the experiments of one sweep (``dvc exp run --queue -S sweep=lr-grid -S ...``): the tag
+    #: ``sweep`` of their MLflow runs; no stage depends on it, so setting it re-runs nothing
+    sweep: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
     @model_validator(mode="after")
     def _tasks_name_known_backbones_and_relative_dirs(self) -> "Params":
@@ -271,9 +274,12 @@ class Params(StrictModel):
         return (root / self.data_root / self.task(task).data.dir).resolve()
 
     def tracking_uri(self, root: Path = PROJECT_ROOT) -> str:
-        """The MLflow tracking URI; a relative sqlite path is taken relative to the project root."""
+        """The MLflow tracking URI; a relative sqlite path is taken relative to the project root (the
+        project that owns a temporary copy DVC runs an experiment in: experiments record into its store)."""
+        from pipeline.config.workspace import owning_project
+
         uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking.uri
         prefix = "sqlite:///"
         if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-            uri = prefix + str((root / uri[len(prefix):]).resolve())
+            uri = prefix + str((owning_project(root) / uri[len(prefix):]).resolve())
         return uri

@@ -17,6 +17,7 @@ from typing import Callable, NoReturn
 from pipeline.config.paths import DEFAULT_PARAMS
 from pipeline.config.errors import ConfigError
 from pipeline.config.schema import Params
+from pipeline.config.workspace import link_outside_folders
 from pipeline.config.loading import load_params
 from pipeline.runtime import stage_timing
 from pipeline.runtime.interrupts import install_stop_handlers
@@ -51,6 +52,7 @@ def run_stage(description: str, what: str, action: Callable[[Params, str], objec
     name = getattr(args, what)
     try:
         params = load_params(args.params)
+        link_outside_folders(params)  # for DVC's temporary copies (dvc exp run --temp / --queue)
         check_stage(params, what, name, args.params)
         stage_timing.mark_started_up()
         action(params, name)

@@ -30,6 +30,7 @@ def evaluate(params: Params, task: str) -> dict:
     from pipeline.reporting.files import read_jsonl, write_json, write_jsonl
     from pipeline.reporting.mistakes import write_mistakes
     from pipeline.serving.mlflow_model import run_model_uri
+    from pipeline.tracking.registry import register_task_model
     from pipeline.training.trainer import encode_all, subsample
 
     cfg = params.task(task)
@@ -86,10 +87,13 @@ def evaluate(params: Params, task: str) -> dict:
         interrupts.reached("model_logging")
         with phase("log the model to MLflow"):
             logged_model_uri = run.log_model(trained.directory, rows, outputs)
+            registered = register_task_model(run, logged_model_uri, trained.meta, scores,
+                                             (kind.primary_metric, kind.selection_metric(cfg)))
         # not cached by DVC (cache: false): keeps DVC's run cache from restoring an evaluation without a run
         write_json(out / "model.json", {
             "model_uri": run_model_uri(run.run_id, task) if logged_model_uri else None,
             "logged_model_uri": logged_model_uri,
+            "registered_version": registered,
             "outbox": run.record()["outbox"],
             "inputs": list(kind.input_columns(cfg)),
             "example": rows[:1],

@@ -30,8 +30,11 @@ ARTIFACTS = "artifacts"
 
 
 def outbox_root(root: Path = PROJECT_ROOT) -> Path:
-    """``mlflow-outbox/`` in the project (``PIPELINE_OUTBOX`` overrides it)."""
-    return Path(os.environ.get("PIPELINE_OUTBOX") or root / "mlflow-outbox")
+    """``mlflow-outbox/`` in the project, or in the project that owns DVC's temporary copy
+    (``PIPELINE_OUTBOX`` overrides it)."""
+    from pipeline.config.workspace import owning_project
+
+    return Path(os.environ.get("PIPELINE_OUTBOX") or owning_project(root) / "mlflow-outbox")
 
 
 @dataclass

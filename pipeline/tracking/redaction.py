@@ -94,6 +94,15 @@ def keep_mlflow_quiet(uri: str) -> None:
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
+def fail_fast_commands() -> None:
+    """MLflow settings of a command that reads a store (compare, promote, summary), unless the user set them:
+    a remote store that does not answer fails at once instead of retrying for minutes, and artifact
+    downloads show no progress bar each."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def shown_uri(uri: str, root: Path = PROJECT_ROOT) -> str:
     """A tracking URI as messages, files and tags show it: redacted, and a sqlite database inside the
     project relative to it (``sqlite:////home/me/project/mlflow.db`` -> ``sqlite:///mlflow.db``)."""

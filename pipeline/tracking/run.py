@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 from pipeline.tracking import outbox
 from pipeline.config.schema import Params
 from pipeline.tracking.redaction import keep_mlflow_quiet, portable_path, scrub, shown_uri
+from pipeline.tracking.sweeps import SWEEP_TAGS, sweep_tags
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class TaskRun:
         self.run_name: str | None = None
         self.experiment_id: str | None = None
         self.entry: outbox.OutboxEntry | None = None
-        self.tags = tracking.run_tags(params, task)
+        self.tags = {**tracking.run_tags(params, task), **sweep_tags(params)}
         if seed is not None:
             self.tags["seed"] = str(seed)
         if parent_run_id:
@@ -122,6 +123,8 @@ class TaskRun:
         self.experiment_id = active.info.experiment_id
         if run_id:
             self._described = True
+            # a configuration trained before and kept (same params, data and code) is a point of this sweep too
+            mlflow.set_tags({key: value for key, value in self.tags.items() if key in SWEEP_TAGS})
             return
         mlflow.set_tags(self.tags)
         mlflow.log_params(tracking.run_params(self.params, self.task, self.seed))

@@ -68,11 +68,6 @@ def decoding_message(path: str | Path, line_no: int, exc: UnicodeDecodeError, en
     return f"{path}:{line_no}: not valid {encoding_label(encoding)} (byte {exc.start}: {exc.reason}); hint: {hint}"
 
 
-def utf8_message(path: str | Path, line_no: int, exc: UnicodeDecodeError) -> str:
-    """:func:`decoding_message` for a UTF-8 file a user gives on the command line."""
-    return decoding_message(path, line_no, exc, DEFAULT_ENCODING, UTF8_HINT)
-
-
 def line_safe(encoding: str) -> bool:
     """Whether a line break is the byte ``\\n`` in ``encoding`` (ASCII-compatible: UTF-8, Latin-1, GBK...),
     so that a file can be decoded line by line; UTF-16 and UTF-32 are not."""
@@ -129,11 +124,6 @@ def decoding_error(
         line_no = data[: exc.start].decode(encoding, errors="replace").count("\n") + 1
         return DataError(f"{path}:{line_no}: not valid {encoding_label(encoding)} ({exc.reason}); hint: {hint}")
     return DataError(f"{path}: not valid {encoding_label(encoding)}; hint: {hint}")
-
-
-def utf8_error(path: str | Path, data: bytes, universal_newlines: bool = False) -> DataError:
-    """:func:`decoding_error` for a UTF-8 file a user gives on the command line."""
-    return decoding_error(path, data, universal_newlines, DEFAULT_ENCODING, UTF8_HINT)
 
 
 def decode_document(path: str | Path, data: bytes, encoding: str = DEFAULT_ENCODING) -> str:

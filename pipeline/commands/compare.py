@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", help="a key of the task's scores (default: the task's selection metric)")
     parser.add_argument("--resamples", type=_positive, default=1000,
                         help="bootstrap and randomization resamples (default: %(default)s)")
-    parser.add_argument("--confidence", type=_level, default=0.95,
+    parser.add_argument("--confidence", type=confidence_level, default=0.95,
                         help="confidence level of the interval (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the resampling (default: %(default)s)")
     parser.add_argument("--out", type=Path,
@@ -94,7 +94,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def _level(text: str) -> float:
+def confidence_level(text: str) -> float:
+    """``--confidence``: a number strictly between 0 and 1 (argparse type, shared with promote)."""
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (e.g. 0.95), got {value}")

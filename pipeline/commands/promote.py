@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from pipeline.commands.compare import _level as confidence_level, level
+from pipeline.commands.compare import confidence_level, level
 from pipeline.config.errors import ConfigError, shown_path
 from pipeline.config.loading import load_params
 from pipeline.config.paths import prepared_dir

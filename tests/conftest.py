@@ -8,7 +8,9 @@ fails on a test without one or with several, and ``pytest -m unit`` fails if Ten
 
 from __future__ import annotations
 
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,33 @@ def zh_vocab() -> Path:
 @pytest.fixture(scope="session")
 def en_vocab() -> Path:
     return minilm_wheel_vocab()
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A folder for one test module's shared projects, removed when the module ends.
+
+    Module-wide projects (trained models, MLflow stores) run to hundreds of MB each; pytest would keep them
+    all until the session ends, so a full run would need several GB of free disk at its peak.
+    """
+    path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+MIN_FREE_GB = 2.0  # the largest module's projects plus the stores of the test running beside them
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, with the reason, when the temporary folder's disk cannot hold the suite's projects."""
+    import tempfile
+
+    where = Path(tempfile.gettempdir())
+    free_gb = shutil.disk_usage(where).free / 1e9
+    if free_gb < MIN_FREE_GB and not unit_tier_only(session.config):
+        raise pytest.UsageError(
+            f"only {free_gb:.1f} GB free on the disk of {where}; the model and e2e tests need about "
+            f"{MIN_FREE_GB:.0f} GB there (set TMPDIR to a roomier disk, or run `make test-fast`)")
 
 
 # --- tiers ---------------------------------------------------------------------------------------

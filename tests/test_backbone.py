@@ -55,8 +55,8 @@ TINY_CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def minilm_en(tmp_path_factory: pytest.TempPathFactory) -> BackboneFiles:
-    return convert_minilm_en(tmp_path_factory.mktemp("backbones") / "minilm-en")
+def minilm_en(module_tmp: Path) -> BackboneFiles:
+    return convert_minilm_en(module_tmp / "minilm-en")
 
 
 @pytest.fixture(scope="module")

@@ -265,3 +265,40 @@ def test_seeds_train_one_model_each_on_the_data_seed_picks(tmp_path: Path) -> No
             load_params(path)
         assert f"{path}:{line_of(path, f'seeds: {wrong}')}: tasks.conll03.seeds" in str(error.value)
         assert says in str(error.value)
+
+
+SST2_LR = "    learning_rate: 5.0e-5\n"
+
+
+@pytest.mark.parametrize(("added", "key", "expected"), [
+    ("backbone_training: most", "backbone_training", "must be 'full', 'frozen' or {top_layers: N} with N >= 1 (got 'most')"),
+    ("backbone_training: {top_layer: 2}", "backbone_training", "must be 'full', 'frozen' or {top_layers: N}"),
+    ("features: {last_layers: 4}", "features", "a feature-based head reads a frozen backbone; hint: set "
+                                               "'backbone_training: frozen'"),
+    ("unfreeze_after_epochs: 2", "unfreeze_after_epochs", "2 is not below epochs (2): the backbone would never train"),
+    ("layerwise_lr_decay: 1.5", "layerwise_lr_decay", "less than or equal to 1"),
+    ("ema: {decay: 1}", "ema.decay", "less than 1"),
+    ("adversarial: {method: pgd, epsilon: 0.5}", "adversarial.method", "'fgm'"),
+    ("tokenizer: {extend_vocab: {min_count: 0, max_new: 10}}", "tokenizer.extend_vocab.min_count", "greater than or equal to 1"),
+])
+def test_technique_options_get_one_line_naming_their_key(tmp_path: Path, added: str, key: str, expected: str) -> None:
+    path = edited(tmp_path, SST2_LR, f"{SST2_LR}    {added}\n")
+    with pytest.raises(ConfigError) as error:
+        load_params(path)
+    message = str(error.value)
+    assert message.count("\n") == 0, message
+    assert message.startswith(f"{path}:{line_of(path, '    ' + added)}: tasks.sst2.{key}: "), message
+    assert expected in message
+
+
+def test_frozen_with_layerwise_rates_or_unfreezing_makes_no_sense(tmp_path: Path) -> None:
+    path = edited(tmp_path, SST2_LR, f"{SST2_LR}    backbone_training: frozen\n    layerwise_lr_decay: 0.9\n"
+                                     "    unfreeze_after_epochs: 1\n")
+    with pytest.raises(ConfigError) as error:
+        load_params(path)
+    lines = str(error.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["tasks.sst2.layerwise_lr_decay", "tasks.sst2.unfreeze_after_epochs"]
+    valid = edited(tmp_path, SST2_LR, f"{SST2_LR}    backbone_training: {{top_layers: 2}}\n    layerwise_lr_decay: 0.9\n"
+                                      "    ema: {decay: 0.99}\n    adversarial: {method: fgm, epsilon: 0.5}\n")
+    task = load_params(valid).task("sst2")
+    assert task.backbone_training.top_layers == 2 and task.ema.decay == 0.99 and task.adversarial.epsilon == 0.5

@@ -259,6 +259,8 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
         "maxlen": 64, "batch_size": 32, "epochs": 2, "learning_rate": 5.0e-5, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": None, "max_dev_samples": None,
         "max_test_samples": None, "seed": 42, "seeds": [42, 43, 44], "precision": "auto", "early_stopping": None,
+        "backbone_training": "full", "features": None, "unfreeze_after_epochs": None,
+        "layerwise_lr_decay": None, "ema": None, "adversarial": None, "tokenizer": {"extend_vocab": None},
         "head": {},
     }
     cluener = params.task("cluener").model_dump()
@@ -266,6 +268,8 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
         "maxlen": 64, "batch_size": 32, "epochs": 2, "learning_rate": 6.0e-4, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": 5000, "max_dev_samples": None,
         "max_test_samples": None, "seed": 42, "seeds": None, "precision": "auto", "early_stopping": None,
+        "backbone_training": "full", "features": None, "unfreeze_after_epochs": None,
+        "layerwise_lr_decay": None, "ema": None, "adversarial": None, "tokenizer": {"extend_vocab": None},
         "head": {"decoder": "crf", "crf_lr_multiplier": 100.0},
     }
     squad = params.task("squad").model_dump()
@@ -273,6 +277,8 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
         "maxlen": 384, "batch_size": 16, "epochs": 1, "learning_rate": 2.0e-4, "warmup_proportion": 0.1,
         "weight_decay": 0.01, "dropout": 0.1, "max_train_samples": 1500, "max_dev_samples": 200,
         "max_test_samples": 1000, "seed": 42, "seeds": None, "precision": "float32", "early_stopping": None,
+        "backbone_training": "full", "features": None, "unfreeze_after_epochs": None,
+        "layerwise_lr_decay": None, "ema": None, "adversarial": None, "tokenizer": {"extend_vocab": None},
         "head": {"max_answer_len": 30, "no_answer": False},
     }
     assert params.task("zh_sentiment").max_train_samples == 3500 and params.task("conll04").epochs == 8

@@ -71,8 +71,8 @@ CHROMIUM_FLAGS = (
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, zh_vocab: Path) -> Path:
-    project = build_project(tmp_path_factory.mktemp("ui"), shared_data, zh_vocab, {TASK: "text_classification"})
+def project(module_tmp: Path, shared_data: Path, zh_vocab: Path) -> Path:
+    project = build_project(module_tmp, shared_data, zh_vocab, {TASK: "text_classification"})
     yaml = YAML()
     params = yaml.load(project / "params.yaml")
     params["tasks"][TASK]["seeds"] = list(SEEDS)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_project import TASKS, build_project, git_commit_all, run
+from tests.tiny_project import TASKS, build_project, git_commit_all, logged_model_predictions, run
 
 pytestmark = pytest.mark.e2e
 CLASSIFIERS = ("sst2", "zh_sentiment")
@@ -31,8 +31,8 @@ def mlflow_runs(project: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, zh_vocab: Path) -> Path:
-    project = build_project(tmp_path_factory.mktemp("e2e"), shared_data, zh_vocab)
+def project(module_tmp: Path, shared_data: Path, zh_vocab: Path) -> Path:
+    project = build_project(module_tmp, shared_data, zh_vocab)
     run(project, "dvc", "repro")
     return project
 
@@ -157,30 +157,12 @@ def _context(dataset_input) -> str:
     return next(tag.value for tag in dataset_input.tags if tag.key == "mlflow.data.context")
 
 
-def first_rows(project: Path, task: str, n: int = 2) -> list[dict]:
-    """The first test records of a task, cut to the logged model's input columns."""
-    columns = json.loads((project / "reports" / task / "model.json").read_text())["inputs"]
-    lines = (project / "data" / "prepared" / task / "test.jsonl").read_text(encoding="utf-8").splitlines()[:n]
-    return [{column: json.loads(line)[column] for column in columns} for line in lines]
-
-
 def without_floats(output: dict) -> dict:
     return {key: value for key, value in output.items() if not isinstance(value, float)}
 
 
 def test_every_logged_model_predicts_raw_text_in_a_fresh_process(project: Path) -> None:
-    jobs = [
-        [task, json.loads((project / "reports" / task / "model.json").read_text())["model_uri"], first_rows(project, task)]
-        for task in TASKS
-    ]
-    script = (
-        "import json, sys, mlflow, pandas as pd\n"
-        "mlflow.set_tracking_uri(sys.argv[1])\n"
-        "print(json.dumps({task: mlflow.pyfunc.load_model(uri).predict(pd.DataFrame(rows))"
-        " for task, uri, rows in json.loads(sys.argv[2])}, ensure_ascii=False))\n"
-    )
-    result = run(project, sys.executable, "-c", script, f"sqlite:///{project / 'mlflow.db'}", json.dumps(jobs))
-    outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    jobs, outputs = logged_model_predictions(project, TASKS)
     for task, _, rows in jobs:
         evaluated = [
             json.loads(line)["predicted"]

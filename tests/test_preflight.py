@@ -40,9 +40,9 @@ finally:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(module_tmp: Path) -> Path:
     """A copy of the project's code and params.yaml, with data_root and the Chinese vocabulary absolute."""
-    project = tmp_path_factory.mktemp("project")
+    project = module_tmp
     shutil.copytree(ROOT / "pipeline", project / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     text = (ROOT / "params.yaml").read_text(encoding="utf-8")
     for old, new in (

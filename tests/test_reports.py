@@ -255,14 +255,14 @@ SALIENCY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", *"å
 
 
 @pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory: pytest.TempPathFactory):
+def tiny_classifier(module_tmp: Path):
     """A text classifier on a tiny random BERT, its tokenizer and labels."""
     from pipeline.training.modeling import build_task_model
     from pipeline.runtime.tf_runtime import set_seed
     from pipeline.text.tokenization import build_tokenizer
     from tests.tiny_project import make_tiny_backbone
 
-    base = tmp_path_factory.mktemp("saliency")
+    base = module_tmp
     (base / "vocab.txt").write_text("\n".join(SALIENCY_VOCAB) + "\n", encoding="utf-8")
     backbone = make_tiny_backbone(base / "tiny", base / "vocab.txt")
     cfg = load_params().task("zh_sentiment")

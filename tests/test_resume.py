@@ -21,12 +21,12 @@ EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, zh_vocab: Path) -> dict:
+def setup(module_tmp: Path, zh_vocab: Path) -> dict:
     from pipeline.kinds.factory import build_kind
     from pipeline.text.tokenization import build_tokenizer
     from pipeline.training.trainer import encode_all
 
-    backbone = make_tiny_backbone(tmp_path_factory.mktemp("resume") / "tiny", zh_vocab)
+    backbone = make_tiny_backbone(module_tmp / "tiny", zh_vocab)
     cfg = load_params().task("zh_sentiment").model_copy(update={"epochs": EPOCHS, "batch_size": 8, "maxlen": 24})
     kind = build_kind(cfg)
     rng = random.Random(0)
@@ -199,3 +199,33 @@ def test_early_stopping_ends_a_stalled_training_and_stays_ended_on_resume(setup:
     assert resumed == 2
     assert [row["epoch"] for row in evaluation.history] == [1, 2]
     assert int(again.optimizer.iterations.numpy()) == 2 * 6
+
+
+def test_a_training_with_every_technique_resumes_to_the_same_weights(setup: dict, tmp_path: Path) -> None:
+    """Gradual unfreezing (after epoch 1), layer-wise rates, FGM and the weight average (saved in the
+    training checkpoint) resume exactly as the same training never interrupted."""
+    from pipeline.config.finetuning import Adversarial, WeightAveraging
+    from pipeline.training.averaging import average_of
+    from pipeline.training.checkpoints import TrainingCheckpoints
+
+    cfg = setup["cfg"].model_copy(update={
+        "unfreeze_after_epochs": 1, "layerwise_lr_decay": 0.8, "ema": WeightAveraging(decay=0.9),
+        "adversarial": Adversarial(method="fgm", epsilon=0.5),
+    })
+    variant = {**setup, "cfg": cfg}
+    checkpoints = TrainingCheckpoints(tmp_path / "checkpoints", "fingerprint-techniques")
+
+    def interrupt_in_epoch_2(row: dict, model) -> None:
+        if row["epoch"] == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _train(variant, tmp_path / "work", checkpoints, interrupt_in_epoch_2)
+    model, evaluation, resumed = _train(variant, tmp_path / "work2", checkpoints)
+    assert resumed == 1
+    straight, straight_evaluation, _ = _train(variant, tmp_path / "work3", None)
+    assert _without_time(evaluation.history) == _without_time(straight_evaluation.history)
+    for resumed_weights, straight_weights in zip(model.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(resumed_weights, straight_weights)
+    for resumed_average, straight_average in zip(average_of(model).averaged(), average_of(straight).averaged()):
+        np.testing.assert_array_equal(resumed_average, straight_average)

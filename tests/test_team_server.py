@@ -99,8 +99,8 @@ def server() -> Iterator[TeamServer]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, zh_vocab: Path, server: TeamServer) -> Path:
-    project = build_project(tmp_path_factory.mktemp("team"), shared_data, zh_vocab, TASKS)
+def project(module_tmp: Path, shared_data: Path, zh_vocab: Path, server: TeamServer) -> Path:
+    project = build_project(module_tmp, shared_data, zh_vocab, TASKS)
     run(project, "dvc", "repro", env={"MLFLOW_TRACKING_URI": server.url})
     return project
 

@@ -55,7 +55,7 @@ def test_warmup_schedule() -> None:
 
 @pytest.mark.model
 def test_subsample_is_seeded_and_order_preserving() -> None:
-    from pipeline.training.trainer import subsample
+    from pipeline.data.splits import subsample
 
     records = [{"id": i} for i in range(100)]
     first = subsample(records, 10, seed=3)

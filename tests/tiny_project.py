@@ -4,6 +4,7 @@ on the real MiniLM conversion."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -96,3 +97,27 @@ def build_project(base: Path, shared_data: Path, zh_vocab: Path, tasks_kinds: di
     run(project, "git", "init", "-q")
     git_commit_all(project, "fixture")
     return project
+
+
+def first_rows(project: Path, task: str, n: int = 2) -> list[dict]:
+    """The first test records of a task, cut to the logged model's input columns."""
+    columns = json.loads((project / "reports" / task / "model.json").read_text())["inputs"]
+    lines = (project / "data" / "prepared" / task / "test.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    return [{column: json.loads(line)[column] for column in columns} for line in lines]
+
+
+def logged_model_predictions(project: Path, tasks) -> tuple[list[list], dict[str, list[dict]]]:
+    """Each task's MLflow-logged model loaded through pyfunc in a fresh process, predicting its first test
+    rows: the jobs ``[task, model_uri, rows]`` and the outputs by task."""
+    jobs = [
+        [task, json.loads((project / "reports" / task / "model.json").read_text())["model_uri"], first_rows(project, task)]
+        for task in tasks
+    ]
+    script = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "mlflow.set_tracking_uri(sys.argv[1])\n"
+        "print(json.dumps({task: mlflow.pyfunc.load_model(uri).predict(pd.DataFrame(rows))"
+        " for task, uri, rows in json.loads(sys.argv[2])}, ensure_ascii=False))\n"
+    )
+    result = run(project, sys.executable, "-c", script, f"sqlite:///{project / 'mlflow.db'}", json.dumps(jobs))
+    return jobs, json.loads(result.stdout.strip().splitlines()[-1])

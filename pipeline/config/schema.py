@@ -10,6 +10,9 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 from pydantic.fields import FieldInfo
 
 from pipeline.config.errors import ConfigError, located, did_you_mean
+from pipeline.config.finetuning import (
+    Adversarial, BackboneTraining, FeatureHead, TokenizerOptions, WeightAveraging, technique_problems,
+)
 from pipeline.config.paths import PROJECT_ROOT
 from pipeline.config.strict_model import StrictModel
 from pipeline.data.readers import READERS
@@ -90,6 +93,14 @@ class TaskConfig(StrictModel):
     precision: Literal["auto", "float32", "mixed_bfloat16"]
     early_stopping: EarlyStopping | None = None
     head: dict[str, Any] = Field(default_factory=dict)
+    # fine-tuning techniques (pipeline/config/finetuning.py; README, "Fine-tuning techniques")
+    backbone_training: BackboneTraining = "full"
+    features: FeatureHead | None = None
+    unfreeze_after_epochs: int | None = Field(default=None, ge=1)
+    layerwise_lr_decay: float | None = Field(default=None, gt=0, le=1)
+    ema: WeightAveraging | None = None
+    adversarial: Adversarial | None = None
+    tokenizer: TokenizerOptions = Field(default_factory=TokenizerOptions)
 
     @field_validator("kind")
     @classmethod
@@ -112,6 +123,23 @@ class TaskConfig(StrictModel):
                 for e in exc.errors()
             )
             raise located(errors, f"head options of kind {self.kind!r}: {problems}") from None
+        return self
+
+    @field_validator("backbone_training", mode="wrap")
+    @classmethod
+    def _one_line_for_backbone_training(cls, value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"must be 'full', 'frozen' or {{top_layers: N}} with N >= 1 (got {value!r})") from None
+
+    @model_validator(mode="after")
+    def _techniques_fit_together(self) -> "TaskConfig":
+        problems = technique_problems(self.backbone_training, self.features, self.unfreeze_after_epochs,
+                                      self.layerwise_lr_decay, self.epochs)
+        if problems:
+            errors = [{"type": "incompatible_option", "loc": (key,), "msg": message} for key, message in problems]
+            raise located(errors, "; ".join(f"{key}: {message}" for key, message in problems))
         return self
 
     @field_validator("seeds")

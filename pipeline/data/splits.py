@@ -32,3 +32,12 @@ def carve_splits(splits: dict[str, list[dict]], spec: CarveSpec | None) -> tuple
     result = {**splits, **carved, "train": [train[i] for i in kept]}
     info = {split: {"from": "train", "records": len(rows), "seed": spec.seed} for split, rows in carved.items()}
     return result, info
+
+
+def subsample(records: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """A seeded random subset of at most ``limit`` records, in their original order: the training records
+    of ``max_train_samples``, the same in the validate, train and evaluate stages."""
+    if limit is None or limit >= len(records):
+        return records
+    keep = sorted(random.Random(seed).sample(range(len(records)), limit))
+    return [records[i] for i in keep]

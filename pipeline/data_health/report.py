@@ -13,6 +13,7 @@ from pipeline.kinds import kind_spec
 from pipeline.data_health.tokens import WARN_SPACE_SHARE, WARN_UNKNOWN_SHARE, TokenCount, token_shares
 from pipeline.data_health.truncation import KeptChars, truncation
 from pipeline.text.tokenization import SPACE_TOKEN
+from pipeline.text.vocab_extension import VocabExtension
 from pipeline.data.readers.base import INPUT_FIELDS, duplicate_counts
 from pipeline.text.spans import I_WITHOUT_B, TYPE_CHANGE
 
@@ -39,6 +40,8 @@ NOTES = [
     "(the readers strip surrounding whitespace).",
 ]
 MAX_IDS = 5
+#: added units listed in the report (the bundle's task.json lists them all)
+MAX_UNITS = 20
 
 
 def build_health(
@@ -125,6 +128,27 @@ def dedupe_section(mode: str, summary: dict, splits: dict[str, list[dict]]) -> d
     return section
 
 
+def add_vocab_extension(health: dict, extension: VocabExtension, splits: dict[str, list[dict]], count: TokenCount) -> None:
+    """Add what ``tokenizer.extend_vocab`` would add (computed from train as the train stage does) and each
+    split's ``[UNK]`` share before (its ``tokens`` section: ``health`` was built with a count) and after it
+    (``count``: the tokenizer on the extended vocabulary); the warnings are recomputed."""
+    summary = extension.summary()
+    health["vocab_extension"] = {
+        **{key: value for key, value in summary.items() if key not in ("units", "counts")},
+        "units": {unit: {"id": i, "count": extension.counts[unit]} for unit, i in list(extension.units.items())[:MAX_UNITS]},
+    }
+    for split, records in splits.items():
+        part = health["splits"][split]
+        before = part["tokens"]
+        after = token_shares(records, count)
+        part["vocab_extension"] = {
+            "unknown_before": before["unknown"], "unknown_after": after["unknown"],
+            "unknown_share_before": before["unknown_share"], "unknown_share_after": after["unknown_share"],
+            "tokens_before": before["tokens"], "tokens_after": after["tokens"],
+        }
+    health["warnings"] = warnings(health)
+
+
 # --- warnings, metrics, summary -----------------------------------------------------------------------
 
 
@@ -170,7 +194,10 @@ def _split_warnings(split: str, part: dict, health: dict) -> list[str]:
             f"e.g. {_ids(tokens['most_spaced_ids'])}"
         )
     if tokens and tokens["unknown_share"] > WARN_UNKNOWN_SHARE:
-        found.append(f"{split}: {tokens['unknown_share']:.1%} of the input tokens are [UNK] (not in the vocabulary)")
+        after = (f", {ext['unknown_share_after']:.1%} with tokenizer.extend_vocab"
+                 if (ext := part.get("vocab_extension")) else "")
+        found.append(f"{split}: {tokens['unknown_share']:.1%} of the input tokens are [UNK] (not in the vocabulary)"
+                     f"{after}")
     if part.get("unseen_labels"):
         labels = ", ".join(f"{label} ({n})" for label, n in list(part["unseen_labels"].items())[:10])
         found.append(f"{split}: {health['label_field']} values never seen in train: {labels}")
@@ -187,8 +214,12 @@ def health_metrics(health: dict) -> dict[str, float]:
         if "tokens" in part:
             metrics[f"space_share.{split}"] = part["tokens"]["space_share"]
             metrics[f"unknown_share.{split}"] = part["tokens"]["unknown_share"]
+        if "vocab_extension" in part:
+            metrics[f"unknown_share_extended.{split}"] = part["vocab_extension"]["unknown_share_after"]
     for pair, shared in health["overlap"].items():
         metrics[f"overlap.{pair}"] = shared["examples"]
+    if "vocab_extension" in health:
+        metrics["vocab_extension_units"] = health["vocab_extension"]["added"]
     metrics.update(
         duplicates=_total(health, lambda part: part["duplicates"]["same_input"]),
         conflicting_labels=_total(health, lambda part: part["duplicates"]["conflicting_examples"]),
@@ -216,6 +247,7 @@ def summary_lines(health: dict, path: str) -> list[str]:
         f"  cut at maxlen {health['maxlen']}: {_per_split(health, _cut)}",
         *([f"  whitespace placeholders / [UNK] among input tokens: {_per_split(health, _shares)}"]
           if "tokens" in health["splits"]["train"] else []),
+        *([_extension_line(health)] if "vocab_extension" in health else []),
         f"  unseen labels in dev/test {metrics['unseen_labels']}, texts with suspect characters "
         f"{metrics['encoding_problems']}, reader skips {metrics['reader_skips']}; "
         f"dedupe {health['dedupe']['mode']}{removed}",
@@ -247,6 +279,16 @@ def _cut(part: dict) -> str:
 
 def _shares(part: dict) -> str:
     return f"{part['tokens']['space_share']:.1%} / {part['tokens']['unknown_share']:.1%}"
+
+
+def _extension_line(health: dict) -> str:
+    ext = health["vocab_extension"]
+    units = ", ".join(list(ext["units"])[:8]) + (", ..." if ext["added"] > 8 else "")
+    note = f"; {ext['note']}" if ext["note"] else ""
+    shares = _per_split(health, lambda part: f"{part['vocab_extension']['unknown_share_before']:.1%} -> "
+                                              f"{part['vocab_extension']['unknown_share_after']:.1%}")
+    return (f"  [UNK] before -> after tokenizer.extend_vocab (+{ext['added']} units{': ' + units if units else ''}"
+            f"{note}): {shares}")
 
 
 def _is_blank(value: object) -> bool:

@@ -10,12 +10,15 @@ tokenizing the inputs (whitespace makes no WordPiece token, so its placeholder s
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Callable, Sequence
 
 from pipeline.data.readers.base import INPUT_FIELDS
 from pipeline.text.tokenization import (
     SPACE_TOKEN, TOKENIZERS, ChineseCharTokenizer, TextTokenizer, build_tokenizer, char_token, read_vocab,
 )
+from pipeline.text.vocab_extension import VocabExtension, extended_vocab, write_extended_vocab
 
 TokenCount = Callable[[str], tuple[int, int, int]]
 """``text -> (tokens, whitespace placeholders, [UNK] tokens)``"""
@@ -58,6 +61,19 @@ def count_for(language: str, vocab: str | os.PathLike[str], lowercase: bool) -> 
     if TOKENIZERS.get(language) is ChineseCharTokenizer:
         return char_count(read_vocab(vocab), lowercase)
     return tokenizer_count(build_tokenizer(language, vocab, lowercase))
+
+
+def extended_count(
+    language: str, vocab: str | os.PathLike[str], lowercase: bool, extension: VocabExtension,
+) -> TokenCount:
+    """The count for the task's tokenizer on the vocabulary extended by ``tokenizer.extend_vocab`` (the
+    Chinese one without TensorFlow; WordPiece from the extended file, written to a temporary folder)."""
+    if TOKENIZERS.get(language) is ChineseCharTokenizer:
+        return char_count(extended_vocab(read_vocab(vocab), extension), lowercase)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "vocab.txt"
+        write_extended_vocab(vocab, extension, path)
+        return tokenizer_count(build_tokenizer(language, path, lowercase))
 
 
 def token_shares(records: Sequence[dict], count: TokenCount) -> dict:

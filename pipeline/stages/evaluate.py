@@ -31,7 +31,8 @@ def evaluate(params: Params, task: str) -> dict:
     from pipeline.reporting.mistakes import write_mistakes
     from pipeline.serving.mlflow_model import run_model_uri
     from pipeline.tracking.registry import register_task_model
-    from pipeline.training.trainer import encode_all, subsample
+    from pipeline.data.splits import subsample
+    from pipeline.training.trainer import encode_all
 
     cfg = params.task(task)
     trained = read_bundle(task_model_dir(task))

@@ -7,6 +7,12 @@ best dev score as the task's bundle ``models/tasks/<task>/``, with its per-epoch
 ``reports/<task>/history.json`` (+ ``training_curves.png``). Each seed's params and per-epoch
 metrics go to its MLflow run; with several seeds these runs are nested under one parent run of the
 task and configuration, which the evaluate stage gives the aggregates.
+
+With ``tokenizer.extend_vocab`` the frequent out-of-vocabulary units of the training records take free
+``[unusedN]`` slots (:mod:`pipeline.text.vocab_extension`): the extended vocabulary
+(``models/seeds/<task>/vocab.extended.txt``, recorded in ``vocab_extension.json``) encodes the data and is
+the ``vocab.txt`` of every seed's bundle, so prediction maps the new units the same way; the bundle's
+``task.json`` and the MLflow run (metrics ``vocab_extension.*``, artifact ``tokenizer/``) record it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from pipeline.config.schema import Params, TaskConfig
 from pipeline.config.paths import backbone_dir, prepared_dir, reports_dir, seeds_dir, task_model_dir
 
 GROUP = "group.json"  # in models/seeds/<task>/: the parent MLflow run of this configuration's seeds
+#: in models/seeds/<task>/ with ``tokenizer.extend_vocab``: the backbone's vocabulary with the added units
+#: (each seed's bundle holds a copy) and the record of the extension
+EXTENDED_VOCAB = "vocab.extended.txt"
+EXTENSION = "vocab_extension.json"
 
 
 def train(params: Params, task: str) -> dict:
@@ -37,8 +47,10 @@ def train(params: Params, task: str) -> dict:
     from pipeline.reporting.files import read_json, read_jsonl, write_json
     from pipeline.reporting.spread import spread
     from pipeline.text.tokenization import build_tokenizer
+    from pipeline.text.vocab_extension import extension_for, write_extended_vocab
     from pipeline.training.checkpoints import fingerprint
-    from pipeline.training.trainer import encode_all, subsample
+    from pipeline.data.splits import subsample
+    from pipeline.training.trainer import encode_all
 
     cfg = params.task(task)
     kind = build_kind(cfg)
@@ -54,15 +66,24 @@ def train(params: Params, task: str) -> dict:
     tf_runtime.set_seed(cfg.seed)
     precision, why = tf_runtime.set_precision(cfg.precision)
     print(f"[train] {task}: precision {precision} ({why})", flush=True)
+    store = seeds_dir(task)
+    store.mkdir(parents=True, exist_ok=True)
+    vocab, extension = Path(files.vocab), None
+    if (plan := extension_for(cfg, train_records, files.vocab, files.lowercase)) is not None:
+        vocab = store / EXTENDED_VOCAB
+        extension = {**plan.summary(), "units": write_extended_vocab(files.vocab, plan, vocab)}
+        write_json(store / EXTENSION, extension)
+        print(f"[train] {task}: {plan.describe()}", flush=True)
+    else:  # an earlier configuration's
+        for name in (EXTENDED_VOCAB, EXTENSION):
+            (store / name).unlink(missing_ok=True)
     with phase("tokenize"):
-        tokenizer = build_tokenizer(cfg.language, files.vocab, files.lowercase)
+        tokenizer = build_tokenizer(cfg.language, vocab, files.lowercase)
         train_features = encode_all(kind, train_records, tokenizer, labels, cfg.maxlen, "train")
         dev_features = encode_all(kind, dev_records, tokenizer, labels, cfg.maxlen, "dev")
     interrupts.reached("loaded")
 
     inputs = [data / "train.jsonl", data / "dev.jsonl", files.config, backbone_dir(cfg.backbone) / MANIFEST]
-    store = seeds_dir(task)
-    store.mkdir(parents=True, exist_ok=True)
     for stale in store.iterdir():  # seeds no longer asked for, and trainings cut short
         if stale.is_dir() and stale.name not in {str(seed) for seed in seeds}:
             shutil.rmtree(stale)
@@ -70,7 +91,7 @@ def train(params: Params, task: str) -> dict:
     if len(seeds) > 1:
         parent = group_run(params, task, fingerprint(cfg.model_copy(update={"seeds": None}), labels, inputs), store)
     job = SeedTraining(params, task, kind, files, labels, precision, train_records, dev_records, train_features,
-                       dev_features, parent)
+                       dev_features, parent, vocab, extension)
     trained = {}
     for seed in seeds:
         seed_cfg = cfg.for_seed(seed)
@@ -147,9 +168,12 @@ class SeedTraining:
 
     def __init__(self, params: Params, task: str, kind: Any, files: Any, labels: list[str], precision: str,
                  train_records: list[dict], dev_records: list[dict], train_features: list, dev_features: list,
-                 parent: dict | None) -> None:
+                 parent: dict | None, vocab: Path | None = None, extension: dict | None = None) -> None:
         self.params, self.task, self.kind, self.files, self.labels = params, task, kind, files, labels
         self.precision, self.parent = precision, parent
+        #: the vocabulary the features were encoded with (the backbone's, or the extended one), copied
+        #: into the bundle; the ``tokenizer.extend_vocab`` record (None without it)
+        self.vocab, self.extension = Path(vocab or files.vocab), extension
         self.train_records, self.dev_records = train_records, dev_records
         self.train_features, self.dev_features = train_features, dev_features
 
@@ -188,7 +212,7 @@ class SeedTraining:
         with phase("build model, load backbone"):
             model = build_task_model(kind, files.config, files.checkpoint, files.model_type, labels, cfg)
         work_dir = folder.with_name(f".{folder.name}.partial")
-        bundle.start_bundle(work_dir, files.config, files.vocab)
+        bundle.start_bundle(work_dir, files.config, self.vocab)
         checkpoints = TrainingCheckpoints(checkpoint_dir(task), key)
         previous = checkpoints.previous_attempt()
         if previous and mark_killed(self.params, previous):
@@ -204,6 +228,10 @@ class SeedTraining:
             if health.is_file():
                 run.log_metrics(health_metrics(read_json(health)))
                 run.log_artifacts([health], "data")
+            if self.extension is not None:
+                run.log_metrics({f"vocab_extension.{name}": self.extension[name]
+                                 for name in ("added", "candidates", "wanted", "free_slots")})
+                run.log_artifacts([folder.parent / EXTENSION], "tokenizer")
 
             def record_epoch(row: dict) -> None:
                 run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
@@ -226,7 +254,7 @@ class SeedTraining:
             bundle.write_meta(work_dir, {
                 "task": task, "labels": labels, "model_type": files.model_type, "lowercase": files.lowercase,
                 "backbone": cfg.backbone, "precision": self.precision, "config": cfg.model_dump(), "best": best,
-                "fingerprint": key,
+                "fingerprint": key, **({"vocab_extension": self.extension} if self.extension is not None else {}),
             })
             bundle.write_run(work_dir, run.reference())
             # the task's mlflow_run.json is written from this once the seeds are done (train())

@@ -20,7 +20,14 @@
                         "unit": "entities" | "answers" | "triples", "units": int, "units_lost": int, "lost_ids": [...]},
          "tokens": {"tokens", "space_placeholders", "unknown": int, "space_share", "unknown_share": float,
                     "most_spaced_ids": [...]},     # input tokens of the task's tokenizer ([unused1], [UNK])
-         "unseen_labels": {label: count}}},              # dev and test only: labels train never has
+         "unseen_labels": {label: count},                # dev and test only: labels train never has
+         # with tokenizer.extend_vocab: [UNK] among the input tokens before / after the extension
+         "vocab_extension": {"unknown_before", "unknown_after", "tokens_before", "tokens_after": int,
+                             "unknown_share_before", "unknown_share_after": float}}},
+     # with tokenizer.extend_vocab: the units the train stage adds (computed from its training records)
+     "vocab_extension": {"min_count", "max_new", "candidates", "wanted", "free_slots", "added": int,
+                         "note": str | null,                       # fewer free [unusedN] slots than wanted
+                         "units": {unit: {"id", "count"}}},        # the first 20, most frequent first
      "overlap": {"dev_in_train" | "test_in_train" | "test_in_dev": {
          "examples", "distinct_inputs", "conflicting_labels": int, "example_ids": [...], "conflicting_ids": [...]}},
      "dedupe": {"mode", "found_before_dedupe": {"exact_duplicates": {split: int}, "overlap": {pair: int}},
@@ -47,13 +54,15 @@ REPORT = "data_health.json"
 def validate(params: Params, task: str) -> dict:
     """Check one task's prepared data; write and return its report (a DataError on fatal problems)."""
     from pipeline.backbone.manifest import read_manifest
-    from pipeline.data_health.report import build_health, summary_lines
+    from pipeline.data.splits import subsample
+    from pipeline.data_health.report import add_vocab_extension, build_health, summary_lines
     from pipeline.data_health.fatal import Locator, empty_splits, find_problems, raise_fatal, read_records
     from pipeline.data_health.misread import misread_problems
-    from pipeline.data_health.tokens import count_for
+    from pipeline.data_health.tokens import count_for, extended_count
     from pipeline.data_health.truncation import measure_for
     from pipeline.tracking.redaction import portable_path
     from pipeline.reporting.files import write_json
+    from pipeline.text.vocab_extension import extension_for
 
     cfg = params.task(task)
     data = prepared_dir(task)
@@ -71,6 +80,11 @@ def validate(params: Params, task: str) -> dict:
     tokenizer = tokenizer.replace(str(files.vocab), portable_path(files.vocab))  # no path of this machine
     count = count_for(cfg.language, files.vocab, files.lowercase)
     health = build_health(task, cfg, splits, summary, measure, tokenizer, count)
+    # tokenizer.extend_vocab: what the train stage adds, from the records it trains on
+    trained_on = subsample(splits["train"], cfg.max_train_samples, cfg.seed)
+    if (extension := extension_for(cfg, trained_on, files.vocab, files.lowercase)) is not None:
+        add_vocab_extension(health, extension, splits,
+                            extended_count(cfg.language, files.vocab, files.lowercase, extension))
     locator = Locator.for_task(params, task)
     health["fatal"] = [locator.message(problem) for problem in misread_problems(splits, health, cfg.data, task)]
     write_json(out, health)

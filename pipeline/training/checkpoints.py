@@ -96,6 +96,9 @@ class TrainingCheckpoints:
         tmp = self.directory / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
+        # slots of every trainable variable exist (layers unfrozen this epoch have none yet), so that the
+        # restore, which creates them all, finds each in the checkpoint
+        model.optimizer._create_all_weights(model.trainable_variables)
         training_state(model).write(str(tmp / "ckpt"))
         shutil.copyfile(best_weights, tmp / BEST)
         shutil.rmtree(self.directory / name, ignore_errors=True)
@@ -125,8 +128,13 @@ class TrainingCheckpoints:
 
 
 def training_state(model: Any) -> tf.train.Checkpoint:
-    """Everything a training step reads and changes: weights, optimizer slots and step, random generators."""
-    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, random=random_generators(model))
+    """Everything a training step reads and changes: weights, optimizer slots and step, random generators,
+    and the weight average when the model has one."""
+    from pipeline.training.averaging import average_of
+
+    average = average_of(model)
+    extra = {"average": average.state} if average is not None else {}
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, random=random_generators(model), **extra)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

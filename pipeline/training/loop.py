@@ -50,15 +50,40 @@ def signature_of(batch: Batch) -> Any:
 _STEPS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
+_TRAIN_STEPS: "weakref.WeakKeyDictionary[Any, Callable[[Batch], dict]]" = weakref.WeakKeyDictionary()
+
+
+def use_train_step(model: Any, train_step: Callable[[Batch], dict]) -> None:
+    """Train ``model`` with ``train_step`` instead of ``model.train_step`` (e.g. adversarial training)."""
+    _TRAIN_STEPS[model] = train_step
+
+
+def train_step_of(model: Any) -> Callable[[Batch], dict]:
+    """The model's training step, followed by the update of its weight average when it has one."""
+    from pipeline.training.averaging import average_of
+
+    step, average = _TRAIN_STEPS.get(model, model.train_step), average_of(model)
+    if average is None:
+        return step
+
+    def step_and_average(batch: Batch) -> dict:
+        logs = step(batch)
+        average.update()
+        return logs
+
+    return step_and_average
+
+
 def compiled_train_step(model: Any, example: Batch) -> Callable[[Batch], dict]:
-    """``model.train_step`` traced once for batches structured like ``example``, kept with the model
-    (a second call of :func:`run_epochs` on the same model and compiled optimizer traces nothing)."""
+    """The training step traced once for batches structured like ``example`` and the model's current
+    trainable variables, kept with the model (a second call of :func:`run_epochs` on the same model and
+    compiled optimizer traces nothing; unfreezing layers traces a new step)."""
     signature = signature_of(example)
     steps = _STEPS.setdefault(model, {})
-    key = (id(model.optimizer), repr(signature))
+    key = (id(model.optimizer), repr(signature), len(model.trainable_variables))
     if key not in steps:
         create_state(model)
-        steps[key] = tf.function(model.train_step, input_signature=[signature])
+        steps[key] = tf.function(train_step_of(model), input_signature=[signature])
     return steps[key]
 
 
@@ -97,7 +122,8 @@ def run_epochs(
         logs: dict = {}
         for index in range(steps_per_epoch):
             batch = with_class_weight(next(batches), weights)
-            step = step or compiled_train_step(model, batch)
+            if index == 0:  # per epoch: a callback may have changed what trains (gradual unfreezing)
+                step = compiled_train_step(model, batch)
             callback_list.on_train_batch_begin(index)
             start = time.monotonic()
             logs = step(batch)

@@ -22,14 +22,27 @@ if TYPE_CHECKING:
 def build_task_model(
     kind: TaskKind, config_path: Path, checkpoint: Path | None, model_type: str, labels: list[str], cfg: TaskConfig
 ) -> Any:
-    """The backbone (pretrained weights from ``checkpoint`` when given) with the kind's head."""
+    """The backbone (pretrained weights from ``checkpoint`` when given) with the kind's head, its layers
+    frozen as ``cfg.backbone_training`` (and ``unfreeze_after_epochs``) say.
+
+    A frozen backbone computes features without dropout; with ``cfg.features`` the kind's head reads the
+    feature-based representation (last layers combined, optionally a BiLSTM) instead of the top layer.
+    """
+    from pipeline.training.backbone_training import FeatureBackbone, apply_backbone_training, set_backbone_trainable
+
+    frozen = cfg.backbone_training == "frozen"
     backbone = build_transformer_model(
         config_path=str(config_path),
         checkpoint_path=str(checkpoint) if checkpoint else None,
         model=model_type,
         return_keras_model=False,
+        **({"dropout_rate": 0.0, "attention_dropout_rate": 0.0} if frozen else {}),
     )
-    return kind.build_model(backbone, labels, cfg)
+    model = kind.build_model(FeatureBackbone(backbone, cfg.features) if cfg.features else backbone, labels, cfg)
+    apply_backbone_training(model, cfg.backbone_training, backbone.num_hidden_layers)
+    if cfg.unfreeze_after_epochs:
+        set_backbone_trainable(model, backbone.num_hidden_layers, False)
+    return model
 
 
 class Predictor:

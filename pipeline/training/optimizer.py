@@ -12,7 +12,7 @@ TensorFlow's fused op does.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from pipeline.runtime.tf_runtime import keras, tf  # noqa: F401  (patches the optimizer base before bert4keras loads)
 
@@ -53,20 +53,31 @@ class AdamW(keras.optimizers.legacy.Adam):
         exclude_from_weight_decay: Sequence[str] = NO_DECAY,
         epsilon: float = 1e-6,
         name: str = "AdamW",
+        lr_multiplier: Callable[[str], float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate=learning_rate, epsilon=epsilon, name=name, **kwargs)
         self.weight_decay_rate = weight_decay_rate
         self.exclude_from_weight_decay = tuple(exclude_from_weight_decay)
+        #: variable name -> factor on the learning rate (layer-wise decay); None: 1 for every variable
+        self.lr_multiplier = lr_multiplier
+
+    def learning_rate_multiplier(self, var: Any) -> float:
+        """The factor on the scheduled learning rate for ``var`` (its update and its weight decay)."""
+        return 1.0 if self.lr_multiplier is None else float(self.lr_multiplier(var.name))
 
     def decays(self, var: Any) -> bool:
         """Whether ``var`` gets weight decay (not a LayerNorm gain or a bias)."""
         return self.weight_decay_rate > 0 and not any(part in var.name for part in self.exclude_from_weight_decay)
 
     def _resource_apply_dense(self, grad: Any, var: Any, apply_state: dict | None = None) -> Any:
+        key = (var.device, var.dtype.base_dtype)
+        coefficients = (apply_state or {}).get(key) or self._fallback_apply_state(*key)
+        multiplier = self.learning_rate_multiplier(var)
+        if multiplier != 1.0:
+            coefficients = {**coefficients, "lr_t": coefficients["lr_t"] * multiplier}
+            apply_state = {**(apply_state or {}), key: coefficients}
         if self.decays(var):
-            key = (var.device, var.dtype.base_dtype)
-            coefficients = (apply_state or {}).get(key) or self._fallback_apply_state(*key)
             var.assign_sub(coefficients["lr_t"] * self.weight_decay_rate * var, read_value=False)
         return super()._resource_apply_dense(grad, var, apply_state)
 
@@ -80,10 +91,26 @@ class AdamW(keras.optimizers.legacy.Adam):
                 "exclude_from_weight_decay": list(self.exclude_from_weight_decay)}
 
 
-def build_optimizer(learning_rate: float, weight_decay: float, total_steps: int, warmup_proportion: float) -> Any:
-    """AdamW + warm-up/decay schedule, ready for ``model.compile``."""
+def layerwise_multiplier(decay: float, num_layers: int) -> Callable[[str], float]:
+    """Layer-wise learning-rate decay: ``decay ** depth`` for a backbone variable at ``depth`` below the
+    top layer (the embeddings are deepest), 1 for the head's."""
+    from pipeline.training.backbone_training import depth_of
+
+    def multiplier(name: str) -> float:
+        depth = depth_of(name, num_layers)
+        return 1.0 if depth is None else decay ** depth
+
+    return multiplier
+
+
+def build_optimizer(
+    learning_rate: float, weight_decay: float, total_steps: int, warmup_proportion: float,
+    layerwise_decay: float | None = None, num_layers: int = 0,
+) -> Any:
+    """AdamW + warm-up/decay schedule (+ layer-wise learning rates), ready for ``model.compile``."""
     return AdamW(
         learning_rate=PiecewiseLinearRate(learning_rate, warmup_schedule(total_steps, warmup_proportion)),
         weight_decay_rate=weight_decay,
         exclude_from_weight_decay=NO_DECAY,
+        lr_multiplier=layerwise_multiplier(layerwise_decay, num_layers) if layerwise_decay else None,
     )

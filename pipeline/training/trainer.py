@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Sequence
 
 from tqdm import tqdm
 
@@ -21,7 +21,10 @@ from pipeline.runtime.tf_runtime import keras
 from pipeline.text.tokenization import TextTokenizer
 from pipeline.training.batching import TrainingBatches
 from pipeline.training.checkpoints import EpochCheckpoint, TrainingCheckpoints
-from pipeline.training.loop import run_epochs
+from pipeline.training.adversarial import fgm_train_step
+from pipeline.training.averaging import attach_average
+from pipeline.training.backbone_training import GradualUnfreezing, count_backbone_layers, set_backbone_trainable
+from pipeline.training.loop import run_epochs, use_train_step
 from pipeline.training.optimizer import build_optimizer
 
 logger = logging.getLogger(__name__)
@@ -33,14 +36,6 @@ def encode_all(
     """Encode records into features, with a progress bar on long sets."""
     rows = tqdm(records, desc=f"encode {what}", unit="ex", disable=len(records) < 2000, mininterval=2)
     return [kind.encode(record, tokenizer, labels, maxlen) for record in rows]
-
-
-def subsample(records: list[dict], limit: int | None, seed: int) -> list[dict]:
-    """A seeded random subset of at most ``limit`` records, in their original order."""
-    if limit is None or limit >= len(records):
-        return records
-    keep = sorted(random.Random(seed).sample(range(len(records)), limit))
-    return [records[i] for i in keep]
 
 
 class DevEvaluation(keras.callbacks.Callback):
@@ -65,6 +60,8 @@ class DevEvaluation(keras.callbacks.Callback):
         self.history: list[dict] = []
         self.best: dict | None = None
         self._started = time.monotonic()
+        #: the weights dev is scored with and the best are saved with (the weight average's, with ``ema``)
+        self.weights_in_use: Callable[[], ContextManager] = nullcontext
 
     def resume(self, history: list[dict], best: dict | None) -> None:
         """Continue from an interrupted training's history (its best weights already in place)."""
@@ -75,6 +72,10 @@ class DevEvaluation(keras.callbacks.Callback):
             self.on_epoch(row)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        with self.weights_in_use():
+            self._evaluate(epoch, logs)
+
+    def _evaluate(self, epoch: int, logs: dict | None) -> None:
         with phase("train: dev evaluation"):
             predictions = self.kind.predict(self.model, self.dev, self.dev_features, self.labels, self.batch_size * 2)
             interrupts.reached("dev_evaluation")
@@ -155,15 +156,19 @@ def fit(
     once the dev metric stalls (``len(evaluation.history)`` tells how many epochs ran).
     """
     batches = TrainingBatches(train_features, cfg.batch_size, cfg.seed, kind.train_inputs)
+    layers = count_backbone_layers(model)
     model.compile(
         loss=kind.loss(model),
-        optimizer=build_optimizer(cfg.learning_rate, cfg.weight_decay, len(batches) * cfg.epochs, cfg.warmup_proportion),
+        optimizer=build_optimizer(cfg.learning_rate, cfg.weight_decay, len(batches) * cfg.epochs, cfg.warmup_proportion,
+                                  cfg.layerwise_lr_decay, layers),
     )
-    done, callbacks = 0, [evaluation]
-    start = 0  # the first epoch to train (0-based)
+    callbacks = [evaluation, *technique_callbacks(model, cfg, evaluation)]
+    done, start = 0, 0  # epochs resumed; the first epoch to train (0-based)
     if checkpoints is not None:
         state = checkpoints.state()
         if state is not None and state["epochs_done"] <= cfg.epochs:
+            if cfg.unfreeze_after_epochs and state["epochs_done"] >= cfg.unfreeze_after_epochs:
+                set_backbone_trainable(model, layers, True)
             checkpoints.restore(model, state, evaluation.weights_path)
             evaluation.resume(state["history"], state["best"])
             batches.skip_epochs(state["epochs_done"])
@@ -192,6 +197,19 @@ def fit(
     )
     warn_if_nothing_learnt(evaluation)
     return done
+
+
+def technique_callbacks(model: Any, cfg: TaskConfig, evaluation: DevEvaluation) -> list[keras.callbacks.Callback]:
+    """Set up ``cfg``'s adversarial training and weight averaging on the compiled ``model``; the callbacks
+    of gradual unfreezing (to follow the dev evaluation)."""
+    if cfg.adversarial is not None:
+        use_train_step(model, fgm_train_step(model, cfg.adversarial.epsilon))
+    if cfg.ema is not None:  # what trains now, or, with gradual unfreezing, at some point
+        variables = None if cfg.unfreeze_after_epochs else model.trainable_weights
+        evaluation.weights_in_use = attach_average(model, cfg.ema.decay, variables).applied
+    if cfg.unfreeze_after_epochs:
+        return [GradualUnfreezing(cfg.unfreeze_after_epochs, count_backbone_layers(model))]
+    return []
 
 
 def warn_if_nothing_learnt(evaluation: DevEvaluation) -> bool:

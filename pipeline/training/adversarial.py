@@ -1,0 +1,54 @@
+"""Adversarial training on the token embeddings (``adversarial: {method: fgm, epsilon: e}``).
+
+FGM (Miyato et al., 2017), as bert4keras's adversarial-training example does it: each step computes the
+gradients at the inputs, adds ``e * g / ||g||`` to the token embedding matrix (``g``: the loss's gradient
+with respect to it), computes the gradients again at the perturbed embeddings, removes the perturbation
+and applies the sum of both gradients. The logged training loss is the clean one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pipeline.runtime.tf_runtime import keras, tf
+
+TOKEN_EMBEDDING = "Embedding-Token"
+
+
+def _add(first: Any, second: Any) -> Any:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return tf.convert_to_tensor(first) + tf.convert_to_tensor(second)
+
+
+def fgm_train_step(model: Any, epsilon: float) -> Callable[[Any], dict]:
+    """A replacement for ``model.train_step`` that trains on clean and FGM-perturbed embeddings."""
+    embeddings = model.get_layer(TOKEN_EMBEDDING).embeddings
+
+    def train_step(data: Any) -> dict:
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        variables = model.trainable_variables
+        with tf.GradientTape() as tape:
+            tape.watch(embeddings)
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x, y, y_pred, sample_weight)
+        *grads, embedding_grad = tape.gradient(loss, [*variables, embeddings])
+        embedding_grad = tf.convert_to_tensor(embedding_grad)
+        delta = epsilon * embedding_grad / (tf.norm(embedding_grad) + 1e-8)
+        # the running means of the loss (total and per output) that compute_loss updates (built by its first call)
+        trackers = [variable for metric in model.compiled_loss.metrics for variable in metric.variables]
+        kept = [tf.identity(variable) for variable in trackers]
+        clean = tf.identity(embeddings)  # put back exactly (e + d - d is not always e in floating point)
+        embeddings.assign_add(delta)
+        with tf.GradientTape() as tape:
+            adversarial_loss = model.compute_loss(x, y, model(x, training=True), sample_weight)
+        adversarial_grads = tape.gradient(adversarial_loss, variables)
+        embeddings.assign(clean)
+        for variable, value in zip(trackers, kept):
+            variable.assign(value)  # the running training loss counts the clean loss only
+        model.optimizer.apply_gradients(zip([_add(a, b) for a, b in zip(grads, adversarial_grads)], variables))
+        return model.compute_metrics(x, y, y_pred, sample_weight)
+
+    return train_step

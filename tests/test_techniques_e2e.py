@@ -15,10 +15,10 @@ from tests.tiny_project import build_project, git_commit_all, logged_model_predi
 
 pytestmark = pytest.mark.e2e
 
-#: one Chinese task per kind, on the tiny random backbone
+#: one Chinese task per kind, on the tiny random backbone (pair_classification builds the very head of
+#: text_classification, on two segments: left out to keep the suite's time)
 TASKS = {
     "zh_sentiment": "text_classification",
-    "afqmc": "pair_classification",
     "cluener": "sequence_labeling",
     "ccks_event": "span_extraction",
     "duie": "relation_extraction",
@@ -38,6 +38,8 @@ def project(module_tmp: Path, shared_data: Path, zh_vocab: Path) -> Path:
     yaml = YAML()
     params = yaml.load(project / "params.yaml")
     params["defaults"].update(TECHNIQUES)
+    for task in params["tasks"].values():  # one epoch of 32 examples: what trains matters here, not how well
+        task.update(epochs=1, max_train_samples=32)
     params["tasks"]["zh_sentiment"].update(ON_SENTIMENT)
     yaml.dump(params, project / "params.yaml")
     git_commit_all(project, "techniques")
@@ -56,7 +58,7 @@ def test_every_kind_trains_and_serves_on_a_frozen_backbone(project: Path) -> Non
         # the served model is the evaluated one
         assert [sorted(o) for o in outputs[task]] == [sorted(k for k in p if k != "kept_chars") for p in evaluated]
         history = json.loads((project / "reports" / task / "history.json").read_text())
-        assert [row["epoch"] for row in history] == [1, 2] and all(row["loss"] >= 0 for row in history)
+        assert [row["epoch"] for row in history] == [1] and all(row["loss"] >= 0 for row in history)
 
 
 def test_the_saved_models_backbone_weights_are_the_pretrained_ones(project: Path) -> None:

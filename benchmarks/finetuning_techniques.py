@@ -93,12 +93,13 @@ def run_missing(project: Path, path: Path, tasks: tuple[str, ...], variants: lis
 
 
 def table(rows: list[dict], tasks: tuple[str, ...]) -> str:
-    """Markdown: one line per variant, per task the test mean +- std (difference to plain) and s/epoch."""
+    """Markdown: one line per measured variant, per task the test mean +- std (difference to plain) and
+    s/epoch."""
     by = {(row["task"], row["variant"]): row for row in rows}
     header = "| technique | " + " | ".join(f"{task} ({by[(task, 'plain')]['metric'] if (task, 'plain') in by else ''})"
                                           f" | s/epoch" for task in tasks) + " |"
     lines = [header, "|---" * (1 + 2 * len(tasks)) + "|"]
-    for variant in VARIANTS:
+    for variant in (v for v in VARIANTS if any((task, v) in by for task in tasks)):
         cells = []
         for task in tasks:
             row, plain = by.get((task, variant)), by.get((task, "plain"))

@@ -177,6 +177,14 @@ def test_validate_without_the_option_reports_no_extension(
     assert "extend_vocab" not in capsys.readouterr().out
 
 
+def unk_share(records: list[dict], tokenizer) -> float:
+    """The share of [UNK] among the tokens the validate stage counts for ``records``."""
+    from pipeline.data_health.tokens import token_shares, tokenizer_count
+
+    shares = token_shares(records, tokenizer_count(tokenizer))
+    return shares["unknown"] / shares["tokens"]  # unrounded (the report rounds its share)
+
+
 # --- real tokenizers (TensorFlow) --------------------------------------------------------------------
 
 
@@ -185,7 +193,6 @@ def test_a_chinese_tokenizer_on_the_written_file_encodes_frequent_characters_to_
     zh_vocab: Path, tmp_path: Path
 ) -> None:
     from pipeline.text.tokenization import build_tokenizer
-    from pipeline.text.vocab_extension import unk_rate
 
     records = zh_records()
     plan = plan_extension(records, "zh", read_vocab(zh_vocab), True, min_count=2, max_new=10)
@@ -196,13 +203,12 @@ def test_a_chinese_tokenizer_on_the_written_file_encodes_frequent_characters_to_
     assert encoding.token_ids[1:-1] == [plan.units["丂"], after.token_to_id("[unused1]"), plan.units["丄"],
                                         plan.units["丅"], after.unk_id, before.token_to_id("好")]
     assert after.vocab_size == before.vocab_size
-    assert unk_rate(records, before) == pytest.approx(13 / 22) and unk_rate(records, after) == pytest.approx(1 / 22)
+    assert unk_share(records, before) == pytest.approx(13 / 22) and unk_share(records, after) == pytest.approx(1 / 22)
 
 
 @pytest.mark.model
 def test_frequent_english_words_become_single_tokens(en_vocab: Path, tmp_path: Path) -> None:
     from pipeline.text.tokenization import build_tokenizer
-    from pipeline.text.vocab_extension import unk_rate
 
     records = [{"id": str(i), "text": f"The {word} story, {word.title()} ♫!"} for i, word in enumerate(OOV_EN * 2)]
     records.append({"id": "x", "text": "a ☃ again"})  # [UNK], once
@@ -217,7 +223,7 @@ def test_frequent_english_words_become_single_tokens(en_vocab: Path, tmp_path: P
     assert encoding.offsets[1:3] == [(0, 5), (6, 13)]
     assert after.encode("♫").token_ids[1] == plan.units["♫"] and before.encode("♫").token_ids[1] == before.unk_id
     # after: the one '☃' of 4 x 7 + 3 tokens; before: also the four '♫', among more tokens (the split words)
-    assert unk_rate(records, after) == pytest.approx(1 / 31) and unk_rate(records, before) > 3 / 31
+    assert unk_share(records, after) == pytest.approx(1 / 31) and unk_share(records, before) > 3 / 31
     # the TensorFlow-free basic split is bert4keras's (its WordPiece step made the identity)
     text = "Hello, Wörld! 你好 x\u200by  co-op\tİstanbul ÀÉ 3.14 ☃\x00z\ufffd"
     for lowercase in (True, False):

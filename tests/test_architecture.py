@@ -52,7 +52,7 @@ def uncovered(stage: str, deps: list[str], kind: str | None) -> list[str]:
 
 def cases() -> list[tuple[str, str | None]]:
     """(stage, kind) of every stage DVC generates from params.yaml (one per kind is enough)."""
-    return [("backbone", None)] + [(stage, kind) for stage in TASK_STAGES for kind in sorted(set(task_kinds().values()))]
+    return [("backbone", None), ("pretrain", None)] + [(stage, kind) for stage in TASK_STAGES for kind in sorted(set(task_kinds().values()))]
 
 
 @pytest.mark.unit

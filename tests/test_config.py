@@ -68,7 +68,7 @@ def test_unknown_backbone_reference_is_rejected(tmp_path: Path) -> None:
         load_params(path)
     message = str(error.value)
     assert message.startswith(f"{path}:{line_of(path, 'backbone: minilm-fr')}: tasks.sst2.backbone: unknown backbone")
-    assert "defined in 'backbones': minilm-en, minilm-zh" in message and "hint:" in message
+    assert "defined in 'backbones' and 'pretraining': minilm-en, minilm-zh" in message and "hint:" in message
     assert "add it under 'backbones:'" in message and "preset: path" in message
 
 

@@ -175,7 +175,7 @@ def test_unknown_backbone_reference(project: Path, capsys: pytest.CaptureFixture
     path = broken(project, "backbone-ref.yaml", "backbone: minilm-en", "backbone: minilm-fr")
     lines = run_entry(project, capsys, "pipeline.stages.train", "sst2", "--params", path.name)
     expect_one(lines, path, line_of(path, "minilm-fr"), "tasks.sst2.backbone",
-               "unknown backbone 'minilm-fr'", "defined in 'backbones': minilm-en, minilm-zh",
+               "unknown backbone 'minilm-fr'", "defined in 'backbones' and 'pretraining': minilm-en, minilm-zh",
                "add it under 'backbones:'")
 
 

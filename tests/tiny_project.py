@@ -20,7 +20,8 @@ TINY = {
     "hidden_size": 32, "initializer_range": 0.02, "intermediate_size": 64, "max_position_embeddings": 128,
     "num_attention_heads": 2, "num_hidden_layers": 2, "type_vocab_size": 2,
 }
-COPIED = ["pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "pyproject.toml"]
+COPIED = ["pipeline", "params.yaml", "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "pyproject.toml",
+          "data/corpora"]
 #: one seed each (tests/test_seeds_e2e.py trains seed groups)
 SIZES = {"max_train_samples": 48, "max_dev_samples": 24, "max_test_samples": 24, "epochs": 2, "batch_size": 16,
          "seeds": None}

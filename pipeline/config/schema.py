@@ -14,6 +14,7 @@ from pipeline.config.finetuning import (
     Adversarial, BackboneTraining, FeatureHead, TokenizerOptions, WeightAveraging, technique_problems,
 )
 from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.pretraining import PretrainingConfig, pretraining_problems
 from pipeline.config.strict_model import StrictModel
 from pipeline.data.readers import READERS
 from pipeline.kinds import REGISTRY, kind_spec
@@ -59,7 +60,8 @@ BackboneConfig = Annotated[
 #: how to define a backbone, for messages about unknown backbone names
 ADD_BACKBONE_HINT = (
     "add it under 'backbones:' in params.yaml with 'preset: minilm-en', 'preset: minilm-zh' "
-    "(+ vocab, embedding_init, seed) or 'preset: path' (+ path, model_type)"
+    "(+ vocab, embedding_init, seed) or 'preset: path' (+ path, model_type), or under 'pretraining:' "
+    "(continued masked-LM training of one of them; README, \"Continued pretraining\")"
 )
 
 
@@ -233,6 +235,8 @@ class Params(StrictModel):
     data_root: str
     tracking: TrackingConfig
     backbones: dict[str, BackboneConfig]
+    #: continued masked-LM pretraining: each entry is one more backbone (pipeline/config/pretraining.py)
+    pretraining: dict[str, PretrainingConfig] = Field(default_factory=dict)
     #: as written; every task in ``tasks`` already holds them merged (see :func:`pipeline.config.loading.load_params`)
     defaults: TaskDefaults = Field(default_factory=TaskDefaults)  # type: ignore[valid-type]
     tasks: dict[str, TaskConfig]
@@ -242,15 +246,16 @@ class Params(StrictModel):
 
     @model_validator(mode="after")
     def _tasks_name_known_backbones_and_relative_dirs(self) -> "Params":
-        errors = []
+        errors = [{"type": "pretraining", "loc": loc, "msg": message} for loc, message in pretraining_problems(
+            self.pretraining, self.backbones, {name: task.language for name, task in self.tasks.items()})]
         for name, task in self.tasks.items():
-            if task.backbone not in self.backbones:
-                hint = did_you_mean(task.backbone, self.backbones)
+            if task.backbone not in self.backbone_names:
+                hint = did_you_mean(task.backbone, self.backbone_names)
                 errors.append({
                     "type": "unknown_backbone",
                     "loc": ("tasks", name, "backbone"),
-                    "msg": f"unknown backbone {task.backbone!r}; defined in 'backbones': "
-                           f"{', '.join(sorted(self.backbones))}; "
+                    "msg": f"unknown backbone {task.backbone!r}; defined in 'backbones' and 'pretraining': "
+                           f"{', '.join(sorted(self.backbone_names))}; "
                            f"hint: {hint + ' Or ' if hint else ''}{ADD_BACKBONE_HINT}",
                 })
             if Path(task.data.dir).is_absolute():
@@ -285,12 +290,18 @@ class Params(StrictModel):
             raise ConfigError(f"no task {name!r} in params; defined tasks: {', '.join(self.tasks)}")
         return self.tasks[name]
 
-    def backbone(self, name: str) -> BackboneConfig:  # type: ignore[valid-type]
-        """The backbone called ``name``, or a :class:`ConfigError` listing the defined ones."""
+    @property
+    def backbone_names(self) -> list[str]:
+        """Every backbone a task may name: ``backbones:`` and ``pretraining:`` entries."""
+        return [*self.backbones, *self.pretraining]
+
+    def backbone(self, name: str) -> BackboneConfig | PretrainingConfig:  # type: ignore[valid-type]
+        """The backbone (or pretraining entry) called ``name``, or a :class:`ConfigError` listing the defined ones."""
+        if name in self.pretraining:
+            return self.pretraining[name]
         if name not in self.backbones:
-            raise ConfigError(
-                f"no backbone {name!r} in params; defined: {', '.join(self.backbones)}; hint: {ADD_BACKBONE_HINT}"
-            )
+            raise ConfigError(f"no backbone {name!r} in params; defined: {', '.join(self.backbone_names)}; "
+                              f"hint: {ADD_BACKBONE_HINT}")
         return self.backbones[name]
 
     def data_root_dir(self, root: Path = PROJECT_ROOT) -> Path:

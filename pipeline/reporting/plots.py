@@ -81,6 +81,20 @@ def plot_history(history: list[dict], path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def plot_curves(path: Path, title: str, xlabel: str, panels: dict[str, dict[str, tuple[list, list]]]) -> Path:
+    """One panel per entry of ``panels`` (its title), each with a line per named ``(x, y)`` series."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (panel, series) in zip(axes[0], panels.items()):
+        for label, (xs, ys) in series.items():
+            ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        ax.set_title(panel)
+        ax.set_xlabel(xlabel)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_bars(values: dict[str, float], path: Path, title: str, xlabel: str) -> Path:
     """A horizontal bar per key (e.g. F1 per entity type or per predicate), value printed at the bar."""
     names = list(values)

@@ -46,8 +46,6 @@ class TaskRun:
 
     def __init__(self, params: Params, task: str, seed: int | None = None, parent_run_id: str | None = None,
                  group: bool = False) -> None:
-        from pipeline.tracking import store as tracking
-
         self.params, self.task, self.seed = params, task, seed
         self.uri = params.tracking_uri()  # the real URI: used, never shown or stored (see shown_uri)
         self.shown_uri = shown_uri(self.uri)
@@ -57,7 +55,7 @@ class TaskRun:
         self.run_name: str | None = None
         self.experiment_id: str | None = None
         self.entry: outbox.OutboxEntry | None = None
-        self.tags = {**tracking.run_tags(params, task), **sweep_tags(params)}
+        self.tags = {**self.own_tags(), **sweep_tags(params)}
         if seed is not None:
             self.tags["seed"] = str(seed)
         if parent_run_id:
@@ -65,6 +63,26 @@ class TaskRun:
         if group:
             self.tags["seed_group"] = ",".join(map(str, params.task(task).training_seeds))
         self._described = False  # tags, params and inputs have reached the server
+
+    # --- what the run records about itself (a pretraining run records its own: PretrainingRun) ---------
+
+    def own_tags(self) -> dict[str, str]:
+        """Tags that find the run again and say what made it."""
+        from pipeline.tracking import store as tracking
+
+        return tracking.run_tags(self.params, self.task)
+
+    def own_params(self) -> dict[str, Any]:
+        """The params the run records."""
+        from pipeline.tracking import store as tracking
+
+        return tracking.run_params(self.params, self.task, self.seed)
+
+    def own_inputs(self) -> list[dict]:
+        """The DVC-tracked inputs the run records as its datasets."""
+        from pipeline.tracking import store as tracking
+
+        return tracking.lineage_inputs(self.params, self.task)
 
     @property
     def label(self) -> str:
@@ -127,8 +145,8 @@ class TaskRun:
             mlflow.set_tags({key: value for key, value in self.tags.items() if key in SWEEP_TAGS})
             return
         mlflow.set_tags(self.tags)
-        mlflow.log_params(tracking.run_params(self.params, self.task, self.seed))
-        tracking.log_lineage(tracking.lineage_inputs(self.params, self.task))
+        mlflow.log_params(self.own_params())
+        tracking.log_lineage(self.own_inputs())
         self._described = True
 
     def finish(self, status: str) -> None:
@@ -148,8 +166,6 @@ class TaskRun:
 
     def _go_offline(self, error: BaseException) -> None:
         """Switch to a new outbox entry; journal the run's description if the server never got it."""
-        from pipeline.tracking import store as tracking
-
         reason = scrub(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")[:300]
         self.entry = outbox.create_entry(self.task, self.experiment, self.shown_uri, self.run_id, reason)
         logger.warning(f"warning: tracking server {self.shown_uri} failed ({reason}); training goes on and this run is "
@@ -157,8 +173,7 @@ class TaskRun:
         if not self._described:
             self.entry.append(
                 "start", run_name=self.run_name or self.label, tags=self.tags,
-                params=tracking.run_params(self.params, self.task, self.seed),
-                inputs=tracking.lineage_inputs(self.params, self.task),
+                params=self.own_params(), inputs=self.own_inputs(),
             )
             self._described = True
 
@@ -239,10 +254,12 @@ class TaskRun:
 
 
 @contextmanager
-def task_run(params: Params, task: str, resume: dict | None = None, **role: Any) -> Iterator[TaskRun]:
+def task_run(params: Params, task: str, resume: dict | None = None, run_class: type[TaskRun] = TaskRun,
+             **role: Any) -> Iterator[TaskRun]:
     """The task's run for the duration of a block; ends FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED.
-    ``role``: :class:`TaskRun`'s ``seed``, ``parent_run_id`` or ``group``."""
-    run = TaskRun(params, task, **role)
+    ``role``: :class:`TaskRun`'s ``seed``, ``parent_run_id`` or ``group``; ``run_class``: a
+    :class:`TaskRun` that records other things (a pretraining's run)."""
+    run = run_class(params, task, **role)
     run.open(resume)
     with _sigterm_as_interrupt():
         try:

@@ -92,7 +92,7 @@ def lineage_inputs(params: Params, task: str) -> list[dict]:
     wanted = [
         (f"prepare@{task}", "deps", "raw data", "source"),
         (f"prepare@{task}", "outs", "prepared data", "training"),
-        (f"backbone@{cfg.backbone}", "outs", "backbone", "backbone"),
+        (f"{backbone_stage(params, cfg.backbone)}@{cfg.backbone}", "outs", "backbone", "backbone"),
     ]
     inputs = []
     for stage, kind, label, context in wanted:
@@ -100,6 +100,11 @@ def lineage_inputs(params: Params, task: str) -> list[dict]:
             if info["kind"] == kind and not path.startswith("pipeline"):
                 inputs.append({"path": path, "name": f"{task} {label}", "md5": info["md5"], "context": context})
     return inputs
+
+
+def backbone_stage(params: Params, backbone: str) -> str:
+    """The DVC stage that makes a backbone: ``pretrain`` for a pretraining entry, else ``backbone``."""
+    return "pretrain" if backbone in params.pretraining else "backbone"
 
 
 def log_lineage(inputs: list[dict]) -> None:
@@ -130,9 +135,15 @@ def run_params(params: Params, task: str, seed: int | None = None) -> dict[str, 
 def run_tags(params: Params, task: str) -> dict[str, str]:
     """Tags that find a run again and say what made it: task, kind, pipeline execution, git commit
     and dirty flag, DVC experiment name, package versions."""
+    return {"task": task, "kind": params.task(task).kind, **common_tags(params)}
+
+
+def common_tags(params: Params) -> dict[str, str]:
+    """Tags of every run of the pipeline: its execution, git commit and dirty flag, DVC experiment name,
+    package versions."""
     from pipeline.serving.mlflow_model import package_versions
 
-    tags = {"task": task, "kind": params.task(task).kind, "pipeline_run": pipeline_run_id(params)}
+    tags = {"pipeline_run": pipeline_run_id(params)}
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit

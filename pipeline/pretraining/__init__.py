@@ -1,0 +1,1 @@
+"""Continued masked-language-model pretraining of a backbone on in-domain text (the ``pretrain`` stage)."""

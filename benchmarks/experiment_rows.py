@@ -44,7 +44,7 @@ class Comparison:
     def command(self, task: str, variant: str) -> list[str]:
         """The ``dvc exp run`` of one row."""
         options = [f"++tasks.{task}.seeds={self.seeds_of(task)}",
-                   *(option.format(task=task) for option in self.variants[variant])]
+                   *(option.replace("{task}", task) for option in self.variants[variant])]
         return ["dvc", "exp", "run", f"evaluate@{task}", "-S", f"sweep={self.name}",
                 *(arg for option in options for arg in ("-S", option))]
 

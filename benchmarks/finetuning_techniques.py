@@ -29,7 +29,7 @@ OPTIONS: dict[str, list[str]] = {
 TECHNIQUES = Comparison(
     name="techniques",
     tasks=("sst2", "conll03", "zh_sentiment"),
-    variants={row: [f"++tasks.{{task}}.{option}" for option in options] for row, options in OPTIONS.items()},
+    variants={row: ["++tasks.{task}." + option for option in options] for row, options in OPTIONS.items()},
     results=PROJECT_ROOT / "benchmarks" / "results" / "finetuning_techniques.jsonl",
 )
 

@@ -101,3 +101,15 @@ def test_preflight_finds_a_missing_corpus_file_and_checks_the_source(tmp_path: P
     (tmp_path / "data" / "corpora").mkdir(parents=True)
     (tmp_path / "data" / "corpora" / "news.txt").write_text("一篇新闻\n", encoding="utf-8")
     assert not any("corpus file" in p for p in check_backbone(params, "zh-adapted", path, root=tmp_path))
+
+
+def test_a_source_without_a_bert_style_head_and_the_backbone_stage_are_refused(tmp_path: Path) -> None:
+    from pipeline.config.preflight import check_stage
+
+    albert = "backbones:\n  albert-zh: {preset: path, path: /models/albert, model_type: albert}\n"
+    path = with_entry(tmp_path, GOOD.replace("from: minilm-zh", "from: albert-zh"))
+    path.write_text(path.read_text(encoding="utf-8").replace("backbones:\n", albert, 1), encoding="utf-8")
+    assert "pretraining.zh-adapted.from: an albert backbone has no BERT-style MLM head" in problems_of(path)
+    good = with_entry(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match="'zh-adapted' is a pretraining entry: the pretrain stage makes it"):
+        check_stage(load_params(good), "backbone", "zh-adapted", good)

@@ -168,8 +168,9 @@ def test_heldout_share_is_seeded(tmp_path: Path) -> None:
     assert a == b and a.heldout != c.heldout
     assert sorted(a.train + a.heldout) == sorted(docs) and not set(a.train) & set(a.heldout)
     assert len(build_corpus([("task:x", ["one", "two"])], 0.01, seed=0).heldout) == 1
-    assert len(build_corpus([("task:x", ["one"])], 0.5, seed=0).heldout) == 0
-    with pytest.raises(ValueError, match="the corpus is empty"):
+    with pytest.raises(DataError, match="the corpus has 1 document"):
+        build_corpus([("task:x", ["one"])], 0.5, seed=0)
+    with pytest.raises(DataError, match="the corpus has 0 document"):
         build_corpus([("task:x", ["", "  "])], 0.1, seed=0)
 
 

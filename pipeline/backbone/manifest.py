@@ -47,6 +47,14 @@ def write_manifest(directory: Path, files: BackboneFiles) -> Path:
     return path
 
 
+def weight_files(files: BackboneFiles) -> list[Path]:
+    """The checkpoint's own files (``<prefix>.index`` and ``<prefix>.data-*``), sorted: what a fingerprint of
+    the backbone's weights hashes (two backbones may share config, vocabulary and manifest)."""
+    prefix = Path(files.checkpoint)
+    return sorted(path for path in prefix.parent.glob(f"{prefix.name}.*")
+                  if path.name.endswith(".index") or ".data-" in path.name)
+
+
 def read_manifest(directory: str | Path) -> BackboneFiles:
     """Read ``backbone.json`` of a backbone directory; paths come back absolute."""
     directory = Path(directory)

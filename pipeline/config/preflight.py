@@ -116,6 +116,9 @@ def check_stage(params: Params, what: str, name: str, params_path: str | Path = 
     if what == "pretraining" and name not in params.pretraining:
         require([problem(params_path, ["pretraining", name], f"no pretraining entry {name!r} in params; defined: "
                          f"{', '.join(params.pretraining) or 'none'}")])
+    if what == "backbone" and name in params.pretraining:
+        require([problem(params_path, ["pretraining", name], f"{name!r} is a pretraining entry: the pretrain stage "
+                         "makes it", f"python -m pipeline.stages.pretrain {name} (or dvc repro pretrain@{name})")])
     if what in ("backbone", "pretraining"):
         require(check_backbone(params, name, params_path))
     else:

@@ -23,6 +23,8 @@ from pydantic import Field
 
 from pipeline.config.strict_model import StrictModel
 
+#: the model types whose masked-LM head bert4keras builds as BERT's (``MLM-Dense``, ``MLM-Norm``, ``MLM-Bias``)
+MLM_MODELS = ("bert", "roberta", "nezha")
 #: where corpus files live (relative to the project root); the pretrain stage depends on this folder
 CORPORA_DIR = "data/corpora"
 
@@ -56,7 +58,7 @@ class PretrainingConfig(StrictModel):
     weight_decay: float = Field(default=0.01, ge=0)
     masking: Masking = Field(default_factory=Masking)
     #: share of the corpus's documents kept out of training, for the held-out perplexity
-    heldout_fraction: float = Field(default=0.02, ge=0, lt=1)
+    heldout_fraction: float = Field(default=0.02, gt=0, le=0.5)
     #: steps per block: one MLflow point, one checkpoint (resume) and one held-out evaluation each
     log_every: int = Field(default=100, ge=1)
     seed: int = 42
@@ -82,6 +84,9 @@ def pretraining_problems(
             problems.append((loc + ("from",), f"unknown backbone {entry.source!r}; defined: {', '.join(known)}"))
         elif _loops(name, entries):
             problems.append((loc + ("from",), f"{name!r} continues from itself through 'from'"))
+        elif (model_type := getattr(backbones[root_backbone(name, entries)], "model_type", "bert")) not in MLM_MODELS:
+            problems.append((loc + ("from",), f"an {model_type} backbone has no BERT-style MLM head to continue; "
+                                              f"hint: start from a {', '.join(MLM_MODELS)} backbone"))
         for index, task in enumerate(entry.corpus.tasks):
             if task not in task_languages:
                 problems.append((loc + ("corpus", "tasks", str(index)),
@@ -96,7 +101,7 @@ def pretraining_problems(
                     or len(path.parts) < 3:
                 problems.append((loc + ("corpus", "files", str(index)),
                                  f"corpus files live under {CORPORA_DIR}/ (got {file!r}); hint: put the file "
-                                 f"there, e.g. '{CORPORA_DIR}/{path.name}' (DVC tracks that folder)"))
+                                 f"there, e.g. '{CORPORA_DIR}/{path.name}' (the pretrain stage depends on that folder)"))
         if not entry.corpus.tasks and not entry.corpus.files:
             problems.append((loc + ("corpus",), "names no text; hint: 'corpus: {tasks: [<task>, ...]}' "
                                                 "and/or 'files: [data/corpora/<file>.txt]'"))

@@ -80,9 +80,10 @@ def build_corpus(sources: list[tuple[str, list[str]]], heldout_fraction: float, 
                 kept += 1
         stats[f"documents:{name}"] = stats.get(f"documents:{name}", 0) + kept
     n = len(documents)
-    if n == 0:
+    if n < 2:
         names = ", ".join(name for name, _ in sources) or "no sources"
-        raise ValueError(f"the corpus is empty after dropping blank and duplicate texts ({names})")
+        raise DataError(f"the corpus has {n} document(s) after dropping blank and duplicate texts ({names}); "
+                        "hint: it needs at least 2, one to train on and one held out")
     count = int(round(n * heldout_fraction))
     if heldout_fraction > 0 and n >= 2:
         count = min(max(count, 1), n - 1)

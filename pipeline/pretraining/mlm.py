@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.config.errors import ConfigError
 from pipeline.runtime.tf_runtime import keras, tf
 
 from bert4keras.models import build_transformer_model  # noqa: E402  (after tf_runtime's patch)
 
 #: the layers of the MLM head in bert4keras's variable mapping
 HEAD_LAYERS = ("MLM-Dense", "MLM-Norm", "MLM-Bias")
+#: no weight decay for LayerNorm gains and biases, the output bias (``MLM-Bias/beta``) included, as Google's
+NO_DECAY = ("Norm", "bias", "MLM-Bias")
 
 
 def checkpoint_names(checkpoint: Path) -> set[str]:
@@ -43,7 +46,8 @@ def build_mlm_model(config_path: Path, checkpoint: Path, model_type: str = "bert
     fresh = [layer for layer, names in mapping.items() if not all(name in available for name in names)]
     missing = [layer for layer in fresh if layer not in HEAD_LAYERS]
     if missing:
-        raise ValueError(f"{checkpoint}: the checkpoint lacks the weights of {', '.join(missing)}")
+        raise ConfigError(f"the checkpoint {checkpoint.name} of {checkpoint.parent.name} lacks the weights of "
+                          f"{', '.join(missing)}: it is not a complete BERT checkpoint")
     bert.load_weights_from_checkpoint(str(checkpoint), mapping={k: v for k, v in mapping.items() if k not in fresh})
 
     top = bert.layers[f"Transformer-{bert.num_hidden_layers - 1}-FeedForward-Norm"].output

@@ -27,6 +27,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from pipeline.backbone.manifest import BackboneFiles, read_manifest, weight_files
 from pipeline.config.paths import PROJECT_ROOT, backbone_dir, prepared_dir
 from pipeline.config.pretraining import PretrainingConfig
 from pipeline.config.schema import Params
@@ -56,30 +57,32 @@ def read_corpus(cfg: PretrainingConfig, root: Path = PROJECT_ROOT):
     return build_corpus(sources, cfg.heldout_fraction, cfg.seed)
 
 
-def fingerprint(cfg: PretrainingConfig, texts: list[str], source: Path) -> str:
-    """A hash of the entry, the corpus, the source backbone's files and the stage's code."""
+def fingerprint(cfg: PretrainingConfig, texts: list[str], files: BackboneFiles) -> str:
+    """A hash of the entry, the corpus, the source backbone's files (config, vocabulary, weights, wherever
+    they live: a ``path`` backbone's are outside the project) and the stage's code."""
     from pipeline.runtime.code_closure import code_digest, stage_code
 
     digest = hashlib.sha256(json.dumps(cfg.dump(), sort_keys=True).encode())
     digest.update(code_digest(stage_code("pretrain")).encode())
     for text in texts:
         digest.update(text.encode() + b"\0")
-    for path in sorted(p for p in source.iterdir() if p.is_file() and p.name != PRETRAINING_JSON):
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in [files.config, files.vocab, *weight_files(files)]:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
 def pretrain(params: Params, name: str) -> dict:
     """Run ``pretraining.<name>`` (or keep its unchanged output); return its summary."""
-    from pipeline.backbone.manifest import read_manifest
-
     cfg = params.pretraining[name]
     corpus = read_corpus(cfg)
     source = backbone_dir(cfg.source)
     print(f"[pretrain] {name}: corpus {corpus.stats['train']} documents, {corpus.stats['heldout']} held out "
           f"({corpus.stats['duplicates']} duplicates and {corpus.stats['blank']} blank lines dropped)", flush=True)
     files = read_manifest(source)
-    key = fingerprint(cfg, corpus.train + ["\0heldout"] + corpus.heldout, source)
+    key = fingerprint(cfg, corpus.train + ["\0heldout"] + corpus.heldout, files)
     kept = backbone_dir(name) / PRETRAINING_JSON
     if kept.is_file() and json.loads(kept.read_text(encoding="utf-8")).get("fingerprint") == key:
         print(f"[pretrain] {name}: unchanged (same entry, corpus, source backbone and code): kept", flush=True)
@@ -97,7 +100,7 @@ def _train(params: Params, name: str, cfg: PretrainingConfig, corpus, files, key
         from pipeline.pretraining.encoding import encode_corpus, random_ids
         from pipeline.pretraining.loop import BlockCheckpoints, StepBatches, heldout_batches, pretrain as run_blocks
         from pipeline.pretraining.masking import MaskingRule
-        from pipeline.pretraining.mlm import build_mlm_model
+        from pipeline.pretraining.mlm import NO_DECAY, build_mlm_model
         from pipeline.pretraining.tracking import PretrainingRun
         from pipeline.reporting.files import write_json
         from pipeline.text.tokenization import build_tokenizer
@@ -119,22 +122,26 @@ def _train(params: Params, name: str, cfg: PretrainingConfig, corpus, files, key
         model, bert, fresh = build_mlm_model(files.config, files.checkpoint, files.model_type)
     if fresh:
         print(f"[pretrain] {name}: {cfg.source} has no MLM head ({', '.join(fresh)}): it starts fresh", flush=True)
-    optimizer = build_optimizer(cfg.learning_rate, cfg.weight_decay, cfg.steps, cfg.warmup_proportion)
+    optimizer = build_optimizer(cfg.learning_rate, cfg.weight_decay, cfg.steps, cfg.warmup_proportion,
+                                no_decay=NO_DECAY)
     checkpoints = BlockCheckpoints(checkpoints_of(name), key)
     reports = reports_of(name)
     reports.mkdir(parents=True, exist_ok=True)
     write_json(reports / "corpus.json", corpus.stats)
+    # an attempt killed outright: its run is marked KILLED, and continued only when its blocks are resumed
     attempt = checkpoints.directory / "attempt.json"
     previous = json.loads(attempt.read_text(encoding="utf-8")) if attempt.is_file() else None
     if previous:
         mark_killed(params, previous)
-    with task_run(params, name, resume=previous, run_class=PretrainingRun) as run:
-        attempt.write_text(json.dumps(run.reference()) + "\n", encoding="utf-8")
+    resume = previous if checkpoints.state() is not None else None
+    with task_run(params, name, resume=resume, run_class=PretrainingRun) as run:
+        write_json(attempt, run.reference())
         run.log_metrics({f"corpus.{k.replace(':', '.')}": v for k, v in corpus.stats.items()})
         run.set_tags({"head_started_fresh": str(bool(fresh)).lower()})
 
         def on_block(row: dict) -> None:
             run.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+            write_json(attempt, run.reference())  # it changes when the run goes to the outbox
 
         with phase("pretrain: steps"), tqdm(total=cfg.steps, desc=f"pretrain {name}", unit="step",
                                              mininterval=5, dynamic_ncols=True) as progress:

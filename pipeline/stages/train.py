@@ -42,7 +42,7 @@ def train(params: Params, task: str) -> dict:
         from pipeline.tracking.run import task_run
     from pipeline.serving import bundle
     from pipeline.runtime import interrupts
-    from pipeline.backbone.manifest import MANIFEST, read_manifest
+    from pipeline.backbone.manifest import MANIFEST, read_manifest, weight_files
     from pipeline.kinds.factory import build_kind
     from pipeline.reporting.files import read_json, read_jsonl, write_json
     from pipeline.reporting.spread import spread
@@ -83,7 +83,8 @@ def train(params: Params, task: str) -> dict:
         dev_features = encode_all(kind, dev_records, tokenizer, labels, cfg.maxlen, "dev")
     interrupts.reached("loaded")
 
-    inputs = [data / "train.jsonl", data / "dev.jsonl", files.config, backbone_dir(cfg.backbone) / MANIFEST]
+    inputs = [data / "train.jsonl", data / "dev.jsonl", files.config, backbone_dir(cfg.backbone) / MANIFEST,
+              *weight_files(files)]
     for stale in store.iterdir():  # seeds no longer asked for, and trainings cut short
         if stale.is_dir() and stale.name not in {str(seed) for seed in seeds}:
             shutil.rmtree(stale)

@@ -105,12 +105,13 @@ def layerwise_multiplier(decay: float, num_layers: int) -> Callable[[str], float
 
 def build_optimizer(
     learning_rate: float, weight_decay: float, total_steps: int, warmup_proportion: float,
-    layerwise_decay: float | None = None, num_layers: int = 0,
+    layerwise_decay: float | None = None, num_layers: int = 0, no_decay: Sequence[str] = NO_DECAY,
 ) -> Any:
-    """AdamW + warm-up/decay schedule (+ layer-wise learning rates), ready for ``model.compile``."""
+    """AdamW + warm-up/decay schedule (+ layer-wise learning rates), ready for ``model.compile``;
+    ``no_decay``: name fragments of the variables without weight decay."""
     return AdamW(
         learning_rate=PiecewiseLinearRate(learning_rate, warmup_schedule(total_steps, warmup_proportion)),
         weight_decay_rate=weight_decay,
-        exclude_from_weight_decay=NO_DECAY,
+        exclude_from_weight_decay=no_decay,
         lr_multiplier=layerwise_multiplier(layerwise_decay, num_layers) if layerwise_decay else None,
     )

@@ -15,7 +15,7 @@ import pytest
 from pipeline.config.loading import load_params
 from pipeline.tracking.run import task_run
 from pipeline.tracking.store import relocate_local_store
-from tests.tiny_project import build_project, run
+from tests.tiny_project import build_project, git_commit_all, run
 
 pytestmark = pytest.mark.e2e
 
@@ -79,9 +79,15 @@ def test_a_copied_store_logs_beside_its_own_database(tmp_path: Path, monkeypatch
     assert relocate_local_store(_uri(copy)) == []
 
 
-def test_a_copied_project_runs_without_touching_the_original(tmp_path: Path, shared_data: Path, zh_vocab: Path) -> None:
-    original = build_project(tmp_path, shared_data, zh_vocab, {TASK: "text_classification"})
-    run(original, "dvc", "repro", f"evaluate@{TASK}")
+@pytest.fixture(scope="module")
+def original(module_tmp: Path, shared_data: Path, zh_vocab: Path) -> Path:
+    """A tiny project after its pipeline ran."""
+    project = build_project(module_tmp, shared_data, zh_vocab, {TASK: "text_classification"})
+    run(project, "dvc", "repro", f"evaluate@{TASK}")
+    return project
+
+
+def test_a_copied_project_runs_without_touching_the_original(original: Path, tmp_path: Path) -> None:
     first = json.loads((original / "reports" / TASK / "mlflow_run.json").read_text())["run_id"]
 
     copy = tmp_path / "moved" / "project"
@@ -110,3 +116,21 @@ def test_a_copied_project_runs_without_touching_the_original(tmp_path: Path, sha
         assert written
         leaking = [str(p) for p in written if any(str(d).encode() in p.read_bytes() for d in (original, copy))]
         assert leaking == [], "absolute paths of the project in what the pipeline wrote"
+
+
+def test_a_clone_pulls_data_and_models_from_a_dvc_remote_and_has_nothing_to_run(original: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "dvc-remote"  # a directory here; an object store (s3://, gs://, ...) the same way
+    run(original, "dvc", "remote", "add", "--default", "team", str(remote))
+    pushed = run(original, "dvc", "push").stdout
+    assert "pushed" in pushed and any(remote.rglob("*")), pushed
+    git_commit_all(original, "results and the team's DVC remote")
+
+    clone = tmp_path / "teammate"
+    run(tmp_path, "git", "clone", "-q", str(original), str(clone))
+    target = f"evaluate@{TASK}"  # what the original ran (its other backbone was never built)
+    run(clone, "dvc", "pull", "--with-deps", target)
+    for output in (f"models/tasks/{TASK}/model.weights.h5", f"data/prepared/{TASK}/train.jsonl"):
+        assert (clone / output).read_bytes() == (original / output).read_bytes(), output
+    assert "Data and pipelines are up to date." in run(clone, "dvc", "status", "--with-deps", target).stdout
+    repro = run(clone, "dvc", "repro", target)
+    assert "Running stage" not in repro.stdout and "Data and pipelines are up to date." in repro.stdout

@@ -61,6 +61,8 @@ PASSWORD_FILE = "mlflow-db-password"
 #: file in ``<dir>/postgres`` keeping the superuser's password (mode 0600, owned by the cluster's owner)
 SUPERUSER_PASSWORD_FILE = "superuser-password"
 SUPERUSER = "postgres"
+#: the database sweep workers keep their Optuna study in (pipeline/commands/sweep.py)
+SWEEP_DATABASE = "sweeps"
 AUTH_METHOD = "scram-sha-256"
 
 
@@ -223,6 +225,12 @@ class Postgres:
         """:attr:`url` with ``***`` for the password."""
         return redact(self.url)
 
+    @property
+    def sweep_url(self) -> str:
+        """The URL of the ``sweeps`` database, where sweep workers keep their Optuna study
+        (``PIPELINE_SWEEP_STORAGE``; the password included, as in :attr:`url`)."""
+        return self.url.rsplit("/", 1)[0] + "/" + SWEEP_DATABASE
+
     def stop(self) -> None:
         """Stop the cluster (fast shutdown: open sessions are ended); nothing if it is not running."""
         if not (self.data_dir / "postmaster.pid").exists():
@@ -351,10 +359,11 @@ def _ensure_role_and_database(pg: Postgres) -> None:
             verb = "ALTER" if cursor.fetchone() else "CREATE"
             cursor.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(pg.user),
                                                                              sql.Literal(verifier)))
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,))
-            if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(pg.database),
-                                                                            sql.Identifier(pg.user)))
+            for database in (pg.database, SWEEP_DATABASE):
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if cursor.fetchone() is None:
+                    cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database),
+                                                                                sql.Identifier(pg.user)))
     finally:
         connection.close()
 
@@ -553,7 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(f"MLflow tracking server on {server.url} (backend store {server.postgres.redacted_url}, password in "
               f"{directory / PASSWORD_FILE}; artifacts {directory / 'artifacts'}); Ctrl-C stops both.\n"
-              f"  MLFLOW_TRACKING_URI={server.url} dvc repro", flush=True)
+              f"  MLFLOW_TRACKING_URI={server.url} dvc repro\n"
+              f"Sweep workers keep their study in {redact(server.postgres.sweep_url)} (the same password):\n"
+              f"  PIPELINE_SWEEP_STORAGE=<that URL> python -m pipeline.commands.sweep worker <name>", flush=True)
         while server.mlflow.process.poll() is None:
             time.sleep(1)
         print(f"error: mlflow server exited with code {server.mlflow.process.returncode}; "

@@ -15,6 +15,7 @@ from pipeline.config.finetuning import (
 )
 from pipeline.config.paths import PROJECT_ROOT
 from pipeline.config.pretraining import PretrainingConfig, pretraining_problems
+from pipeline.config.sweeps import SweepConfig, sweep_problems
 from pipeline.config.strict_model import StrictModel
 from pipeline.data.readers import READERS
 from pipeline.kinds import REGISTRY, kind_spec
@@ -243,11 +244,15 @@ class Params(StrictModel):
     #: names the experiments of one sweep (``dvc exp run --queue -S sweep=lr-grid -S ...``): the tag
     #: ``sweep`` of their MLflow runs; no stage depends on it, so setting it re-runs nothing
     sweep: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    #: searches over a task's hyper-parameters, run by `python -m pipeline.commands.sweep worker <name>`
+    #: on any number of machines (pipeline/config/sweeps.py); no stage depends on them
+    sweeps: dict[str, SweepConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _tasks_name_known_backbones_and_relative_dirs(self) -> "Params":
         errors = [{"type": "pretraining", "loc": loc, "msg": message} for loc, message in pretraining_problems(
             self.pretraining, self.backbones, {name: task.language for name, task in self.tasks.items()})]
+        errors += [{"type": "sweep", "loc": loc, "msg": message} for loc, message in sweep_problems(self.sweeps, self.tasks)]
         for name, task in self.tasks.items():
             if task.backbone not in self.backbone_names:
                 hint = did_you_mean(task.backbone, self.backbone_names)

@@ -2,7 +2,8 @@
 plus continued masked-LM pretraining on the Chinese tasks' training texts for 10 and 30 minutes.
 
     .venv/bin/python -m benchmarks.chinese_initialisation --project ../init   # runs what is missing
-    .venv/bin/python -m benchmarks.chinese_initialisation --table             # the README table
+    .venv/bin/python -m benchmarks.chinese_initialisation --readme            # the README table
+    .venv/bin/python -m benchmarks.chinese_initialisation --table             # per row: s/epoch, commands
 
 Every row is one DVC experiment in ``--project`` (benchmarks/experiment_rows.py) with the same fine-tuning
 budget (each task's own params): 3 seeds on zh_sentiment, cluener and ccks_event, one seed on tnews, afqmc
@@ -94,8 +95,43 @@ def cpu_model() -> str:
     return f"{os.cpu_count()} CPUs"
 
 
+def pretraining_cost(variant: str) -> str:
+    """The row's continued pretraining, as steps and this machine's minutes (none for the others)."""
+    minutes = {"overlap + MLM 10 min": 10, "overlap + MLM 30 min": 30}.get(variant)
+    if minutes is None:
+        return "none"
+    return f"{math.floor(steps_per_minute() * minutes)} steps, {minutes} min"
+
+
+def readme_table(rows: list[dict], tasks: tuple[str, ...]) -> str:
+    """Markdown: per row its pretraining cost and each task's test mean ± std over seeds (difference to random)."""
+    by = {(row["task"], row["variant"]): row for row in rows}
+    header = "| initialisation | continued pretraining | " + " | ".join(
+        f"{task} ({by[(task, 'random')]['metric'] if (task, 'random') in by else ''}, "
+        f"{len(INITIALISATION.seeds_of(task).split(','))} seed{'s' if ',' in INITIALISATION.seeds_of(task) else ''})"
+        for task in tasks) + " |"
+    lines = [header, "|---" * (2 + len(tasks)) + "|"]
+    for variant in INITIALISATION.variants:
+        cells = []
+        for task in tasks:
+            row, random = by.get((task, variant)), by.get((task, "random"))
+            if row is None:
+                cells.append("not measured")
+                continue
+            spread = "" if row["test_std"] is None else f" ± {row['test_std']:.3f}"
+            delta = "" if variant == "random" or random is None else f" ({row['test_mean'] - random['test_mean']:+.3f})"
+            cells.append(f"{row['test_mean']:.3f}{spread}{delta}")
+        lines.append(f"| {variant} | {pretraining_cost(variant)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    if "--calibrate" in sys.argv:
+    if "--readme" in sys.argv:
+        from benchmarks.experiment_rows import read_results
+
+        rows = read_results(RESULTS)
+        print(readme_table(rows, tuple(task for task in INITIALISATION.tasks if any(r["task"] == task for r in rows))))
+    elif "--calibrate" in sys.argv:
         print(calibrate(Path(sys.argv[sys.argv.index("--project") + 1]).resolve()))
     else:
         main(INITIALISATION, __doc__.splitlines()[0], label="initialisation")

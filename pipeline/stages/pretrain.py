@@ -83,10 +83,11 @@ def pretrain(params: Params, name: str) -> dict:
           f"({corpus.stats['duplicates']} duplicates and {corpus.stats['blank']} blank lines dropped)", flush=True)
     files = read_manifest(source)
     key = fingerprint(cfg, corpus.train + ["\0heldout"] + corpus.heldout, files)
-    kept = backbone_dir(name) / PRETRAINING_JSON
-    if kept.is_file() and json.loads(kept.read_text(encoding="utf-8")).get("fingerprint") == key:
+    kept_file = backbone_dir(name) / PRETRAINING_JSON
+    kept = json.loads(kept_file.read_text(encoding="utf-8")) if kept_file.is_file() else {}
+    if kept.get("fingerprint") == key:
         print(f"[pretrain] {name}: unchanged (same entry, corpus, source backbone and code): kept", flush=True)
-        return json.loads(kept.read_text(encoding="utf-8"))
+        return kept
     return _train(params, name, cfg, corpus, files, key)
 
 

@@ -280,6 +280,11 @@ SST2_LR = "    learning_rate: 5.0e-5\n"
     ("ema: {decay: 1}", "ema.decay", "less than 1"),
     ("adversarial: {method: pgd, epsilon: 0.5}", "adversarial.method", "'fgm'"),
     ("tokenizer: {extend_vocab: {min_count: 0, max_new: 10}}", "tokenizer.extend_vocab.min_count", "greater than or equal to 1"),
+    ("distribute: {strategy: horovod}", "distribute.strategy", "'none', 'mirrored' or 'multi_worker'"),
+    ("distribute: {strategy: multi_worker, cpu_replicas: 2}", "distribute.cpu_replicas",
+     "applies to strategy 'mirrored' only, not 'multi_worker'"),
+    ("distribute: {strategy: mirrored, cpu_replicas: 1}", "distribute.cpu_replicas", "greater than or equal to 2"),
+    ("precision: float16", "precision", "'mixed_float16'"),
 ])
 def test_technique_options_get_one_line_naming_their_key(tmp_path: Path, added: str, key: str, expected: str) -> None:
     path = edited(tmp_path, SST2_LR, f"{SST2_LR}    {added}\n")
@@ -302,3 +307,17 @@ def test_frozen_with_layerwise_rates_or_unfreezing_makes_no_sense(tmp_path: Path
                                       "    ema: {decay: 0.99}\n    adversarial: {method: fgm, epsilon: 0.5}\n")
     task = load_params(valid).task("sst2")
     assert task.backbone_training.top_layers == 2 and task.ema.decay == 0.99 and task.adversarial.epsilon == 0.5
+
+
+def test_distribution_is_off_by_default_and_refuses_what_it_cannot_split(tmp_path: Path) -> None:
+    assert {task.distribute.strategy for task in load_params().tasks.values()} == {"none"}
+    added = "    distribute: {strategy: mirrored}\n    adversarial: {method: fgm, epsilon: 0.5}\n"
+    path = edited(tmp_path, SST2_LR, SST2_LR + added)
+    with pytest.raises(ConfigError) as error:
+        load_params(path)
+    assert str(error.value).startswith(f"{path}:{line_of(path, 'distribute: {strategy: mirrored}')}: tasks.sst2.distribute.strategy: "
+                                       "'mirrored' does not support 'adversarial' yet")
+    valid = edited(tmp_path, SST2_LR, f"{SST2_LR}    distribute: {{strategy: mirrored, cpu_replicas: 4}}\n"
+                                      "    ema: {decay: 0.99}\n    precision: mixed_float16\n")
+    task = load_params(valid).task("sst2")
+    assert (task.distribute.strategy, task.distribute.cpu_replicas, task.precision) == ("mirrored", 4, "mixed_float16")

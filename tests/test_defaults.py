@@ -261,6 +261,7 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
         "max_test_samples": None, "seed": 42, "seeds": [42, 43, 44], "precision": "auto", "early_stopping": None,
         "backbone_training": "full", "features": None, "unfreeze_after_epochs": None,
         "layerwise_lr_decay": None, "ema": None, "adversarial": None, "tokenizer": {"extend_vocab": None},
+        "distribute": {"strategy": "none", "cpu_replicas": None},
         "head": {},
     }
     cluener = params.task("cluener").model_dump()
@@ -270,6 +271,7 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
         "max_test_samples": None, "seed": 42, "seeds": None, "precision": "auto", "early_stopping": None,
         "backbone_training": "full", "features": None, "unfreeze_after_epochs": None,
         "layerwise_lr_decay": None, "ema": None, "adversarial": None, "tokenizer": {"extend_vocab": None},
+        "distribute": {"strategy": "none", "cpu_replicas": None},
         "head": {"decoder": "crf", "crf_lr_multiplier": 100.0},
     }
     squad = params.task("squad").model_dump()
@@ -279,6 +281,7 @@ def test_the_committed_params_give_the_effective_values_of_every_task() -> None:
         "max_test_samples": 1000, "seed": 42, "seeds": None, "precision": "float32", "early_stopping": None,
         "backbone_training": "full", "features": None, "unfreeze_after_epochs": None,
         "layerwise_lr_decay": None, "ema": None, "adversarial": None, "tokenizer": {"extend_vocab": None},
+        "distribute": {"strategy": "none", "cpu_replicas": None},
         "head": {"max_answer_len": 30, "no_answer": False},
     }
     assert params.task("zh_sentiment").max_train_samples == 3500 and params.task("conll04").epochs == 8

@@ -229,3 +229,24 @@ def test_a_training_with_every_technique_resumes_to_the_same_weights(setup: dict
         np.testing.assert_array_equal(resumed_weights, straight_weights)
     for resumed_average, straight_average in zip(average_of(model).averaged(), average_of(straight).averaged()):
         np.testing.assert_array_equal(resumed_average, straight_average)
+
+
+def test_mixed_float16_trains_with_loss_scaling(setup: dict, tmp_path: Path) -> None:
+    """``precision: mixed_float16`` (for GPUs of compute capability 7.x): Keras wraps the AdamW in dynamic
+    loss scaling, and the model learns (on a CPU float16 is emulated, so this checks behaviour, not speed)."""
+    from pipeline.runtime.tf_runtime import keras, set_precision
+    from pipeline.training.trainer import DevEvaluation, fit
+
+    cfg = setup["cfg"].model_copy(update={"precision": "mixed_float16", "learning_rate": 2e-3, "epochs": 4})
+    assert set_precision(cfg.precision)[0] == "mixed_float16"
+    try:
+        model = _model({**setup, "cfg": cfg})
+        assert any(layer.compute_dtype == "float16" for layer in model.layers)
+        evaluation = DevEvaluation(setup["kind"], setup["records"][:16], setup["features"][:16], setup["labels"], 8,
+                                   tmp_path / "model.weights.h5", lambda row: None)
+        fit(setup["kind"], model, cfg, setup["features"], evaluation)
+        assert isinstance(model.optimizer, keras.mixed_precision.LossScaleOptimizer)
+        losses = [row["loss"] for row in evaluation.history]
+        assert all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0], losses
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

@@ -23,11 +23,12 @@ SAPPHIRE_RAPIDS = frozenset({"avx512f", "amx_bf16", "amx_tile"})
         (SAPPHIRE_RAPIDS, None, "mixed_bfloat16"),
         (XEON_VNNI, None, "float32"),
         (frozenset(), None, "float32"),
-        (XEON_VNNI, True, "mixed_bfloat16"),  # an Ampere-or-later GPU decides, not the host CPU
-        (ZEN5, False, "float32"),
+        (XEON_VNNI, (8, 0), "mixed_bfloat16"),  # an Ampere-or-later GPU decides, not the host CPU
+        (ZEN5, (7, 5), "mixed_float16"),  # a T4: float16 tensor cores, no bfloat16
+        (ZEN5, (6, 1), "float32"),
     ],
 )
-def test_auto_picks_bfloat16_only_where_the_hardware_computes_it(flags, gpu, expected) -> None:
+def test_auto_picks_a_16_bit_type_only_where_the_hardware_computes_it(flags, gpu, expected) -> None:
     policy, why = resolve_precision("auto", flags=flags, gpu=gpu)
     assert policy == expected
     assert why.startswith("auto: ")
@@ -40,6 +41,11 @@ def test_an_explicit_precision_is_kept_and_emulated_bfloat16_warns(caplog) -> No
     assert not caplog.records
     assert resolve_precision("mixed_bfloat16", flags=XEON_VNNI)[0] == "mixed_bfloat16"
     assert "emulated" in caplog.text
+    caplog.clear()
+    assert resolve_precision("mixed_float16", flags=ZEN5, gpu=(7, 5))[0] == "mixed_float16"
+    assert not caplog.records
+    assert resolve_precision("mixed_float16", flags=ZEN5)[0] == "mixed_float16"
+    assert "float16 is emulated" in caplog.text
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("float16", flags=ZEN5)
 

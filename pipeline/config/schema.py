@@ -14,6 +14,7 @@ from pipeline.config.finetuning import (
     Adversarial, BackboneTraining, FeatureHead, TokenizerOptions, WeightAveraging, technique_problems,
 )
 from pipeline.config.paths import PROJECT_ROOT
+from pipeline.config.distribution import Distribute, distribution_problems
 from pipeline.config.pretraining import PretrainingConfig, pretraining_problems
 from pipeline.config.sweeps import SweepConfig, sweep_problems
 from pipeline.config.strict_model import StrictModel
@@ -93,7 +94,9 @@ class TaskConfig(StrictModel):
     max_test_samples: int | None = Field(ge=1)
     seed: int
     seeds: list[int] | None = Field(default=None, min_length=1)
-    precision: Literal["auto", "float32", "mixed_bfloat16"]
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
+    #: data-parallel training over devices or machines (pipeline/config/distribution.py)
+    distribute: Distribute = Field(default_factory=Distribute)
     early_stopping: EarlyStopping | None = None
     head: dict[str, Any] = Field(default_factory=dict)
     # fine-tuning techniques (pipeline/config/finetuning.py; README, "Fine-tuning techniques")
@@ -140,8 +143,9 @@ class TaskConfig(StrictModel):
     def _techniques_fit_together(self) -> "TaskConfig":
         problems = technique_problems(self.backbone_training, self.features, self.unfreeze_after_epochs,
                                       self.layerwise_lr_decay, self.epochs)
+        problems += distribution_problems(self.distribute, self.adversarial)
         if problems:
-            errors = [{"type": "incompatible_option", "loc": (key,), "msg": message} for key, message in problems]
+            errors = [{"type": "incompatible_option", "loc": tuple(key.split(".")), "msg": message} for key, message in problems]
             raise located(errors, "; ".join(f"{key}: {message}" for key, message in problems))
         return self
 

@@ -96,10 +96,11 @@ def random_generators(model) -> dict[str, "tf.random.Generator"]:
 
 
 def set_precision(precision: str) -> tuple[str, str]:
-    """Select the Keras dtype policy for 'auto', 'float32' or 'mixed_bfloat16' on this machine
-    (:func:`pipeline.runtime.precision.resolve_precision`); return the policy and why."""
-    from pipeline.runtime.precision import gpu_bfloat16, resolve_precision
+    """Select the Keras dtype policy for 'auto', 'float32', 'mixed_bfloat16' or 'mixed_float16' on this
+    machine (:func:`pipeline.runtime.precision.resolve_precision`); return the policy and why. Under
+    ``mixed_float16`` ``model.compile`` wraps the optimizer in Keras's loss scaling."""
+    from pipeline.runtime.precision import gpu_capability, resolve_precision
 
-    policy, reason = resolve_precision(precision, gpu=gpu_bfloat16())
+    policy, reason = resolve_precision(precision, gpu=gpu_capability())
     keras.mixed_precision.set_global_policy(policy)
     return policy, reason

@@ -49,10 +49,15 @@ def train(params: Params, task: str) -> dict:
     from pipeline.text.tokenization import build_tokenizer
     from pipeline.text.vocab_extension import extension_for, write_extended_vocab
     from pipeline.training.checkpoints import fingerprint
+    from pipeline.training.distribution import fingerprint_token, place
     from pipeline.data.splits import subsample
     from pipeline.training.trainer import encode_all
+    from pipeline.config.errors import ConfigError
+    from pipeline.config.paths import PROJECT_ROOT
 
     cfg = params.task(task)
+    placement = place(cfg.distribute)  # before TensorFlow runs anything (logical devices, a cluster)
+    root = placement.output_root(PROJECT_ROOT)
     kind = build_kind(cfg)
     files = read_manifest(backbone_dir(cfg.backbone))
     data = prepared_dir(task)
@@ -65,8 +70,8 @@ def train(params: Params, task: str) -> dict:
 
     tf_runtime.set_seed(cfg.seed)
     precision, why = tf_runtime.set_precision(cfg.precision)
-    print(f"[train] {task}: precision {precision} ({why})", flush=True)
-    store = seeds_dir(task)
+    print(f"[train] {task}: precision {precision} ({why}); training on {placement.describe()}", flush=True)
+    store = seeds_dir(task, root)
     store.mkdir(parents=True, exist_ok=True)
     vocab, extension = Path(files.vocab), None
     if (plan := extension_for(cfg, train_records, files.vocab, files.lowercase)) is not None:
@@ -89,16 +94,21 @@ def train(params: Params, task: str) -> dict:
         if stale.is_dir() and stale.name not in {str(seed) for seed in seeds}:
             shutil.rmtree(stale)
     parent = None
-    if len(seeds) > 1:
+    if len(seeds) > 1 and placement.chief:
         parent = group_run(params, task, fingerprint(cfg.model_copy(update={"seeds": None}), labels, inputs), store)
     job = SeedTraining(params, task, kind, files, labels, precision, train_records, dev_records, train_features,
-                       dev_features, parent, vocab, extension)
+                       dev_features, parent, vocab, extension, placement)
     trained = {}
     for seed in seeds:
         seed_cfg = cfg.for_seed(seed)
         key = fingerprint(seed_cfg, labels, inputs)
+        if not placement.all_agree(fingerprint_token(key)):
+            raise ConfigError(f"tasks.{task}.distribute: the workers of this multi_worker training differ in params, "
+                              "data, backbone or code (their training fingerprints differ); hint: run the same "
+                              "commit with the same data on every worker")
         folder = store / str(seed)
-        if folder.is_dir() and read_json(folder / bundle.META).get("fingerprint") == key:
+        kept = folder.is_dir() and read_json(folder / bundle.META).get("fingerprint") == key
+        if placement.all_agree(int(kept)) and kept:
             print(f"[train] {task}: seed {seed} already trained with these params, data and code: kept", flush=True)
             job.adopt(folder)
         else:
@@ -107,12 +117,12 @@ def train(params: Params, task: str) -> dict:
 
     metric = kind.selection_metric(cfg)
     chosen = max(seeds, key=lambda s: (dev_score(trained[s].meta, metric), -seeds.index(s)))
-    publish(task, trained, chosen, parent, metric)
+    publish(task, trained, chosen, parent, metric, root)
     if parent is not None:
         with task_run(params, task, parent, group=True) as run:
             run.log_metrics({f"dev_{metric}": spread([dev_score(trained[s].meta, metric) for s in seeds])})
             run.set_tags({"seed_group": ",".join(map(str, seeds)), "chosen_seed": str(chosen)})
-    write_json(reports_dir(task) / "mlflow_run.json", {
+    write_json(reports_dir(task, root) / "mlflow_run.json", {
         **read_json(trained[chosen].directory / "mlflow_run.json"),
         **({"parent": parent, "seeds": {str(s): trained[s].run_reference() for s in seeds}} if parent else {}),
     })
@@ -140,12 +150,16 @@ def group_run(params: Params, task: str, key: str, store: Path) -> dict:
     return reference
 
 
-def publish(task: str, trained: dict[int, Any], chosen: int, parent: dict | None, metric: str) -> None:
+def publish(task: str, trained: dict[int, Any], chosen: int, parent: dict | None, metric: str,
+            root: Path | None = None) -> None:
     """Copy the chosen seed's bundle to ``models/tasks/<task>`` (atomically) with what the evaluate
-    stage needs of the group, and its history and curves to ``reports/<task>``."""
+    stage needs of the group, and its history and curves to ``reports/<task>`` (under ``root``: the
+    project's, or a worker's own)."""
+    from pipeline.config.paths import PROJECT_ROOT
     from pipeline.serving import bundle
 
-    final = task_model_dir(task)
+    root = root or PROJECT_ROOT
+    final = task_model_dir(task, root)
     work = final.with_name(final.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(trained[chosen].directory, work)
@@ -154,7 +168,7 @@ def publish(task: str, trained: dict[int, Any], chosen: int, parent: dict | None
         meta["seed_group"] = {"parent": parent, "chosen": chosen, "metric": metric,
                               "seeds": {str(seed): {"dev": dev_score(b.meta, metric)} for seed, b in trained.items()}}
     bundle.write_meta(work, meta)
-    reports = reports_dir(task)
+    reports = reports_dir(task, root)
     reports.mkdir(parents=True, exist_ok=True)
     for name in ("history.json", "training_curves.png"):
         shutil.copyfile(work / name, reports / name)
@@ -169,7 +183,10 @@ class SeedTraining:
 
     def __init__(self, params: Params, task: str, kind: Any, files: Any, labels: list[str], precision: str,
                  train_records: list[dict], dev_records: list[dict], train_features: list, dev_features: list,
-                 parent: dict | None, vocab: Path | None = None, extension: dict | None = None) -> None:
+                 parent: dict | None, vocab: Path | None = None, extension: dict | None = None,
+                 placement: Any = None) -> None:
+        from pipeline.training.distribution import Placement
+
         self.params, self.task, self.kind, self.files, self.labels = params, task, kind, files, labels
         self.precision, self.parent = precision, parent
         #: the vocabulary the features were encoded with (the backbone's, or the extended one), copied
@@ -177,6 +194,8 @@ class SeedTraining:
         self.vocab, self.extension = Path(vocab or files.vocab), extension
         self.train_records, self.dev_records = train_records, dev_records
         self.train_features, self.dev_features = train_features, dev_features
+        #: where the training runs (pipeline.training.distribution); only the chief records to MLflow
+        self.placement = placement or Placement()
 
     def role(self, seed: int) -> dict:
         """The seed's run: the task's own run when it trains one seed, else a child of the group run."""
@@ -203,27 +222,29 @@ class SeedTraining:
         from pipeline.reporting.files import read_json, write_json
         from pipeline.reporting.plots import plot_history
         from pipeline.serving import bundle
-        from pipeline.tracking.run import mark_killed, task_run
+        from pipeline.config.paths import PROJECT_ROOT
+        from pipeline.tracking.run import mark_killed, silent_run, task_run
         from pipeline.training.checkpoints import TrainingCheckpoints, checkpoint_dir
         from pipeline.training.modeling import build_task_model
         from pipeline.training.trainer import DevEvaluation, fit
 
         task, kind, files, labels = self.task, self.kind, self.files, self.labels
         tf_runtime.set_seed(cfg.seed)
-        with phase("build model, load backbone"):
+        placement = self.placement
+        with phase("build model, load backbone"), placement.scope():
             model = build_task_model(kind, files.config, files.checkpoint, files.model_type, labels, cfg)
         work_dir = folder.with_name(f".{folder.name}.partial")
         bundle.start_bundle(work_dir, files.config, self.vocab)
-        checkpoints = TrainingCheckpoints(checkpoint_dir(task), key)
+        checkpoints = TrainingCheckpoints(checkpoint_dir(task, placement.output_root(PROJECT_ROOT)), key)
         previous = checkpoints.previous_attempt()
-        if previous and mark_killed(self.params, previous):
+        if previous and placement.chief and mark_killed(self.params, previous):
             print(f"[train] {task}: the interrupted attempt's run is marked KILLED", flush=True)
         health = reports_dir(task) / "data_health.json"
         title = f"{task} ({cfg.kind})" + (f", seed {cfg.seed}" if self.parent else "")
 
-        with task_run(self.params, task, **self.role(cfg.seed)) as run:
+        with (task_run if placement.chief else silent_run)(self.params, task, **self.role(cfg.seed)) as run:
             checkpoints.record_attempt(run.reference())
-            run.set_tags({"precision": self.precision})
+            run.set_tags({"precision": self.precision, "distribute": placement.describe()})
             if previous:
                 run.set_tags({"resumed_from_run": previous.get("run_id") or previous.get("outbox") or ""})
             if health.is_file():
@@ -243,7 +264,7 @@ class SeedTraining:
                 kind, self.dev_records, self.dev_features, labels, cfg.batch_size, work_dir / bundle.WEIGHTS,
                 record_epoch, metric=kind.selection_metric(cfg),
             )
-            resumed = fit(kind, model, cfg, self.train_features, evaluation, checkpoints)
+            resumed = fit(kind, model, cfg, self.train_features, evaluation, checkpoints, placement)
             best = evaluation.best or {}
             with phase("plot, log to MLflow"):
                 write_json(work_dir / "history.json", evaluation.history)

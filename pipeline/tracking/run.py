@@ -253,6 +253,32 @@ class TaskRun:
         }
 
 
+class SilentRun:
+    """Stands in for a :class:`TaskRun` where nothing may be recorded: a worker of a ``multi_worker``
+    training that is not the chief (the chief's run records the training)."""
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Records nothing."""
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Records nothing."""
+
+    def log_artifacts(self, paths: list[Path], artifact_path: str | None = None) -> None:
+        """Records nothing."""
+
+    def reference(self) -> dict[str, Any]:
+        return {"run_id": None, "outbox": None, "tracking_uri": None}
+
+    def record(self) -> dict[str, Any]:
+        return {"run_id": None, "recorded_by": "the chief worker"}
+
+
+@contextmanager
+def silent_run(*args: Any, **kwargs: Any) -> Iterator[SilentRun]:
+    """:func:`task_run`'s stand-in on a worker that is not the chief."""
+    yield SilentRun()
+
+
 @contextmanager
 def task_run(params: Params, task: str, resume: dict | None = None, run_class: type[TaskRun] = TaskRun,
              **role: Any) -> Iterator[TaskRun]:

@@ -22,8 +22,9 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, ContextManager, Iterable
 
 from pipeline.runtime import interrupts
 from pipeline.runtime.stage_timing import phase
@@ -140,12 +141,14 @@ def training_state(model: Any) -> tf.train.Checkpoint:
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the state after each epoch; must follow the dev evaluation in the callback list."""
 
-    def __init__(self, checkpoints: TrainingCheckpoints, evaluation: Any) -> None:
+    def __init__(self, checkpoints: TrainingCheckpoints, evaluation: Any,
+                 scope: Callable[[], ContextManager] = nullcontext) -> None:
         super().__init__()
-        self.checkpoints, self.evaluation = checkpoints, evaluation
+        #: where variables are created (a distribution strategy's scope: the save creates missing slots)
+        self.checkpoints, self.evaluation, self.scope = checkpoints, evaluation, scope
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        with phase("train: epoch checkpoint"):
+        with phase("train: epoch checkpoint"), self.scope():
             self.checkpoints.save(
                 epoch + 1, self.model, self.evaluation.history, self.evaluation.best, self.evaluation.weights_path
             )

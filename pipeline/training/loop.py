@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import time
 import weakref
+from contextlib import nullcontext
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from pipeline.runtime.stage_timing import add
 from pipeline.runtime.tf_runtime import keras, random_generators, tf
+from pipeline.training.distribution import Placement, distributed_step
 
 Batch = tuple  # (inputs,) | (inputs, targets) | (inputs, targets, sample_weights)
 
@@ -58,11 +60,14 @@ def use_train_step(model: Any, train_step: Callable[[Batch], dict]) -> None:
     _TRAIN_STEPS[model] = train_step
 
 
-def train_step_of(model: Any) -> Callable[[Batch], dict]:
-    """The model's training step, followed by the update of its weight average when it has one."""
+def train_step_of(model: Any, placement: Placement | None = None) -> Callable[[Batch], dict]:
+    """The model's training step, followed by the update of its weight average when it has one; under
+    a strategy, the step runs on every replica's slice of the batch and the average updates once."""
     from pipeline.training.averaging import average_of
 
     step, average = _TRAIN_STEPS.get(model, model.train_step), average_of(model)
+    if placement is not None and placement.strategy is not None:
+        return distributed_step(placement.strategy, step, average.update if average is not None else None)
     if average is None:
         return step
 
@@ -74,7 +79,7 @@ def train_step_of(model: Any) -> Callable[[Batch], dict]:
     return step_and_average
 
 
-def compiled_train_step(model: Any, example: Batch) -> Callable[[Batch], dict]:
+def compiled_train_step(model: Any, example: Batch, placement: Placement | None = None) -> Callable[[Batch], dict]:
     """The training step traced once for batches structured like ``example`` and the model's current
     trainable variables, kept with the model (a second call of :func:`run_epochs` on the same model and
     compiled optimizer traces nothing; unfreezing layers traces a new step)."""
@@ -82,8 +87,9 @@ def compiled_train_step(model: Any, example: Batch) -> Callable[[Batch], dict]:
     steps = _STEPS.setdefault(model, {})
     key = (id(model.optimizer), repr(signature), len(model.trainable_variables))
     if key not in steps:
-        create_state(model)
-        steps[key] = tf.function(train_step_of(model), input_signature=[signature])
+        with placement.scope() if placement is not None else nullcontext():
+            create_state(model)
+        steps[key] = tf.function(train_step_of(model, placement), input_signature=[signature])
     return steps[key]
 
 
@@ -105,9 +111,11 @@ def run_epochs(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     class_weight: dict | None = None,
     verbose: int = 2,
+    placement: Placement | None = None,
 ) -> dict[str, float]:
     """Train epochs ``initial_epoch + 1 .. epochs`` on ``steps_per_epoch`` batches each, or until a
-    callback sets ``model.stop_training``; return the last epoch's logs (``loss``: its mean training loss)."""
+    callback sets ``model.stop_training``; return the last epoch's logs (``loss``: its mean training loss).
+    With a ``placement`` that has a strategy, each global batch is split across its replicas."""
     callback_list = keras.callbacks.CallbackList(
         list(callbacks), add_history=True, add_progbar=verbose != 0, model=model, verbose=verbose,
         epochs=epochs, steps=steps_per_epoch,
@@ -123,7 +131,7 @@ def run_epochs(
         for index in range(steps_per_epoch):
             batch = with_class_weight(next(batches), weights)
             if index == 0:  # per epoch: a callback may have changed what trains (gradual unfreezing)
-                step = compiled_train_step(model, batch)
+                step = compiled_train_step(model, batch, placement)
             callback_list.on_train_batch_begin(index)
             start = time.monotonic()
             logs = step(batch)

@@ -21,6 +21,7 @@ from pipeline.runtime.tf_runtime import keras
 from pipeline.text.tokenization import TextTokenizer
 from pipeline.training.batching import TrainingBatches
 from pipeline.training.checkpoints import EpochCheckpoint, TrainingCheckpoints
+from pipeline.training.distribution import Placement
 from pipeline.training.adversarial import fgm_train_step
 from pipeline.training.averaging import attach_average
 from pipeline.training.backbone_training import GradualUnfreezing, count_backbone_layers, set_backbone_trainable
@@ -146,6 +147,7 @@ def fit(
     train_features: Sequence[Features],
     evaluation: DevEvaluation,
     checkpoints: TrainingCheckpoints | None = None,
+    placement: Placement | None = None,
 ) -> int:
     """Compile with AdamW + warm-up and train ``cfg.epochs`` epochs on length-bucketed batches.
 
@@ -154,29 +156,40 @@ def fit(
     best weights and batch shuffling continue from the last completed epoch. Returns the number of
     epochs that were resumed (0 for a fresh training). With ``cfg.early_stopping``, training ends
     once the dev metric stalls (``len(evaluation.history)`` tells how many epochs ran).
+
+    With a ``placement`` (built in its scope), ``cfg.batch_size`` is the global batch, split across the
+    replicas; every worker resumes only when all of them hold the same completed epoch.
     """
+    placement = placement or Placement()
     batches = TrainingBatches(train_features, cfg.batch_size, cfg.seed, kind.train_inputs)
     layers = count_backbone_layers(model)
-    model.compile(
-        loss=kind.loss(model),
-        optimizer=build_optimizer(cfg.learning_rate, cfg.weight_decay, len(batches) * cfg.epochs, cfg.warmup_proportion,
-                                  cfg.layerwise_lr_decay, layers),
-    )
-    callbacks = [evaluation, *technique_callbacks(model, cfg, evaluation)]
+    with placement.scope():
+        model.compile(
+            loss=kind.loss(model),
+            optimizer=build_optimizer(cfg.learning_rate, cfg.weight_decay, len(batches) * cfg.epochs,
+                                      cfg.warmup_proportion, cfg.layerwise_lr_decay, layers),
+        )
+        callbacks = [evaluation, *technique_callbacks(model, cfg, evaluation)]
     done, start = 0, 0  # epochs resumed; the first epoch to train (0-based)
     if checkpoints is not None:
         state = checkpoints.state()
-        if state is not None and state["epochs_done"] <= cfg.epochs:
+        if state is not None and state["epochs_done"] > cfg.epochs:
+            state = None
+        if not placement.all_agree(state["epochs_done"] if state else 0):
+            logger.info("the workers hold different completed epochs of this training: all of them start over")
+            state = None
+        if state is not None:
             if cfg.unfreeze_after_epochs and state["epochs_done"] >= cfg.unfreeze_after_epochs:
                 set_backbone_trainable(model, layers, True)
-            checkpoints.restore(model, state, evaluation.weights_path)
+            with placement.scope():
+                checkpoints.restore(model, state, evaluation.weights_path)
             evaluation.resume(state["history"], state["best"])
             batches.skip_epochs(state["epochs_done"])
             done = start = state["epochs_done"]
             logger.info(
                 f"resuming after epoch {done} of {cfg.epochs} (optimizer step {int(model.optimizer.iterations.numpy())})"
             )
-        callbacks.append(EpochCheckpoint(checkpoints, evaluation))
+        callbacks.append(EpochCheckpoint(checkpoints, evaluation, placement.scope))
     if cfg.early_stopping is not None:
         stopper = EarlyStopping(evaluation, cfg.early_stopping.patience, cfg.early_stopping.min_delta)
         callbacks.append(stopper)
@@ -194,6 +207,7 @@ def fit(
         callbacks=callbacks,
         class_weight=kind.class_weight(train_features, evaluation.labels, cfg),
         verbose=1 if sys.stdout.isatty() else 2,
+        placement=placement,
     )
     warn_if_nothing_learnt(evaluation)
     return done

@@ -1,6 +1,6 @@
 """Training throughput on one device against data-parallel replicas (``distribute: mirrored``).
 
-    .venv/bin/python -m benchmarks.replicas                     # about 5 min on 2 cores
+    .venv/bin/python -m benchmarks.replicas                     # about 3 min on 2 cores
     .venv/bin/python -m benchmarks.replicas --rounds 1 --steps 2 --seq 32   # smoke
 
 Needs ``dvc repro backbone@minilm-en``. Each contestant is a worker process of its own (a strategy and

@@ -21,8 +21,10 @@ from tests.tiny_project import build_project, run
 pytestmark = pytest.mark.e2e
 
 TASK = "zh_sentiment"
-#: 48 training examples in global batches of 16: 3 steps an epoch, 8 examples per replica
-SETTINGS = {"epochs": 3, "learning_rate": 2.0e-3, "dropout": 0.0, "batch_size": 16}
+#: 48 training examples in global batches of 16: 3 steps an epoch, 8 examples per replica; early stopping
+#: (the workers decide together) never stops the reference, which learns at every epoch
+SETTINGS = {"epochs": 3, "learning_rate": 2.0e-3, "dropout": 0.0, "batch_size": 16,
+            "early_stopping": {"patience": 2, "min_delta": 0.0}}
 
 
 def _set_task(project: Path, **values) -> None:
@@ -141,5 +143,6 @@ def test_multi_worker_killed_then_resumed_trains_as_one_device(project: dict) ->
     # the chief published the model and the reports; the other worker's copies stay under .workers/
     assert (root / "models" / "tasks" / TASK / "task.json").is_file()
     assert [row["loss"] for row in _history(other)] == [row["loss"] for row in _history(root)]
+    assert (other / "reports" / "timings" / f"train@{TASK}.json").is_file()  # not over the chief's
     assert json.loads((other / "reports" / TASK / "mlflow_run.json").read_text())["run_id"] is None
     assert json.loads((root / "reports" / TASK / "mlflow_run.json").read_text())["run_id"]

@@ -1,11 +1,12 @@
 """The MLflow UI, checked in a real browser.
 
-A tiny copy of the project whose task trains a seed group (``seeds: [1, 2]``) twice with different
-params (``dvc repro``, then ``dvc exp run -S tasks.sst2.epochs=1``): two parent runs (``sst2`` and
-``sst2@<dvc experiment>``, tagged ``seed_group``), each with its two seed runs nested under it
-(``sst2 seed 1`` and ``sst2 seed 2``, ``@<dvc experiment>`` for the experiment's), and two versions
-of the registered model ``sst2``, the first holding the alias ``champion``. Then ``mlflow ui`` on the
-project's ``mlflow.db`` and headless Chromium driven by Selenium:
+A tiny copy of the project whose Chinese task (on the tiny random BERT) trains a seed group
+(``seeds: [1, 2]``) twice with different params (``dvc repro``, then
+``dvc exp run -S tasks.zh_sentiment.epochs=1``): two parent runs (``zh_sentiment`` and
+``zh_sentiment@<dvc experiment>``, tagged ``seed_group``), each with its two seed runs nested under it
+(``zh_sentiment seed 1`` and ``zh_sentiment seed 2``, ``@<dvc experiment>`` for the experiment's), and
+two versions of the registered model ``zh_sentiment``, the first holding the alias ``champion``. Then
+``mlflow ui`` on the project's ``mlflow.db`` and headless Chromium driven by Selenium:
 
 * the experiment's runs table lists both parent runs by name with their ``epochs`` param and
   ``test.accuracy`` as the store has them; each parent row has an expander, and expanding it shows
@@ -13,7 +14,7 @@ project's ``mlflow.db`` and headless Chromium driven by Selenium:
   (``pipeline.commands.ui.runs_page``: MLflow 3 opens on its GenAI pages without it). A screenshot
   of the expanded table is saved to the tested project's ``reports/mlflow_ui.png`` (the README's
   comes from the default run's store: ``python -m pipeline.commands.ui --screenshot``);
-* the registered model's page (``#/models/sst2``) lists both versions, version 1 with the alias
+* the registered model's page (``#/models/zh_sentiment``) lists both versions, version 1 with the alias
   ``champion``; its screenshot is saved to ``reports/mlflow_models.png``.
 
 On failure the page source and a screenshot are left in the project's ``ui_debug/`` and named in the
@@ -46,7 +47,7 @@ from tests.tiny_project import build_project, git_commit_all, run
 
 pytestmark = pytest.mark.e2e
 
-TASK = "sst2"
+TASK = "zh_sentiment"
 METRIC = "test.accuracy"
 PARAM = "epochs"
 #: a seed group: one parent run per training of the task, one run per seed nested under it

@@ -28,7 +28,8 @@ from pipeline.data.readers.conll import DOCSTART, ConllSource
 from pipeline.data.readers.conll04 import CoNLL04Source
 from pipeline.data.readers.delimited import DelimitedSource
 from pipeline.data.readers.duie import DuIESource
-from pipeline.data.readers.files import numbered_lines
+from pipeline.data.readers.base import INVISIBLE_LINE
+from pipeline.data.readers.files import invisible_only, numbered_lines
 from pipeline.data.readers.query_csv import MERGED, NO_ANSWER_KEPT, NO_ANSWER_SKIPPED, NOT_IN_TEXT, QueryCsvSource
 from pipeline.data.readers.squad import WH_BUCKETS, SquadSource
 from pipeline.text.spans import parse_bio, remove_overlaps
@@ -236,8 +237,14 @@ def delimited_files(draw):
     return source, lines
 
 
+_TSV = DelimitedSource(format="delimited", dir=".", train="t", dev="d", test="e", delimiter="\t",
+                       columns=["text", "label"], header=False, quoting=False)
+
+
 @props(100)
 @given(case=delimited_files(), bom=st.booleans(), newline=st.sampled_from(["\n", "\r\n"]), zipped=st.booleans())
+@example(case=(_TSV, ["\u200b\t", "a"]), bom=False, newline="\n", zipped=False)  # invisible-only lines are blank
+@example(case=(_TSV, ["\u200b"]), bom=False, newline="\n", zipped=False)
 def test_delimited_reader_matches_its_model(case, bom, newline, zipped) -> None:
     source, lines = case
     expected, skipped, error = [], Counter(), None
@@ -246,6 +253,9 @@ def test_delimited_reader_matches_its_model(case, bom, newline, zipped) -> None:
         line = line.rstrip("\r\n")
         if source.header and number == 1:
             continue
+        if invisible_only(line):  # zero-width characters and whitespace only: read as blank, and counted
+            skipped[INVISIBLE_LINE] += 1
+            line = ""
         if not line.strip():
             skipped["empty line"] += 1
             continue
@@ -272,7 +282,7 @@ def test_delimited_reader_matches_its_model(case, bom, newline, zipped) -> None:
             return
         records = read_split(source, path, "train", report)
     assert records == expected and skips(report) == skipped
-    assert len(records) + sum(skipped.values()) == len(lines) - source.header
+    assert len(records) + sum(skipped.values()) - skipped[INVISIBLE_LINE] == len(lines) - source.header
     check_common(records)
     for record in records:
         check_label(record["label"])

@@ -231,13 +231,17 @@ def test_a_training_with_every_technique_resumes_to_the_same_weights(setup: dict
         np.testing.assert_array_equal(resumed_average, straight_average)
 
 
-def test_mixed_float16_trains_with_loss_scaling(setup: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("adversarial", [None, {"method": "fgm", "epsilon": 0.5}], ids=["plain", "fgm"])
+def test_mixed_float16_trains_with_loss_scaling(setup: dict, tmp_path: Path, adversarial: dict | None) -> None:
     """``precision: mixed_float16`` (for GPUs of compute capability 7.x): Keras wraps the AdamW in dynamic
-    loss scaling, and the model learns (on a CPU float16 is emulated, so this checks behaviour, not speed)."""
+    loss scaling (FGM's own step scales and unscales too), and the model learns (on a CPU float16 is
+    emulated, so this checks behaviour, not speed)."""
+    from pipeline.config.schema import TaskConfig
     from pipeline.runtime.tf_runtime import keras, set_precision
     from pipeline.training.trainer import DevEvaluation, fit
 
-    cfg = setup["cfg"].model_copy(update={"precision": "mixed_float16", "learning_rate": 2e-3, "epochs": 4})
+    cfg = TaskConfig.model_validate({**setup["cfg"].model_dump(), "precision": "mixed_float16", "learning_rate": 2e-3,
+                                     "epochs": 4, "adversarial": adversarial})
     assert set_precision(cfg.precision)[0] == "mixed_float16"
     try:
         model = _model({**setup, "cfg": cfg})

@@ -29,7 +29,7 @@ from pipeline.commands.team_server import TeamServer, TeamServerError, start_tea
 from tests.tiny_project import build_project, run
 
 e2e = pytest.mark.e2e
-TASKS = {"sst2": "text_classification", "cluener": "sequence_labeling"}
+TASKS = {"zh_sentiment": "text_classification", "cluener": "sequence_labeling"}
 EXPERIMENT = "bert4keras-pipeline"
 
 
@@ -161,10 +161,10 @@ def test_artifacts_and_model_are_stored_by_the_server(project: Path, server: Tea
 def test_a_teammate_fetches_the_model_by_its_run(project: Path, server: TeamServer, runs: dict,
                                                   tmp_path: Path) -> None:
     """``runs:/<run id>/<task>`` (what reports/<task>/model.json records) resolves through the server."""
-    uri = f"runs:/{runs['sst2']['info']['run_id']}/sst2"
+    uri = f"runs:/{runs['zh_sentiment']['info']['run_id']}/zh_sentiment"
     run(project, "mlflow", "artifacts", "download", "-u", f"{uri}/MLmodel", "-d", str(tmp_path),
         env={"MLFLOW_TRACKING_URI": server.url})
-    mlmodel = (tmp_path / "sst2" / "MLmodel").read_text()
+    mlmodel = (tmp_path / "zh_sentiment" / "MLmodel").read_text()
     assert "python_function" in mlmodel and "bundle" in mlmodel, mlmodel
 
 

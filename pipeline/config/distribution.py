@@ -17,9 +17,6 @@ from pydantic import Field
 
 from pipeline.config.strict_model import StrictModel
 
-STRATEGIES = ("none", "mirrored", "multi_worker")
-
-
 class Distribute(StrictModel):
     """How one training spreads over devices and machines."""
 

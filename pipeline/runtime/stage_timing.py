@@ -20,6 +20,13 @@ from pipeline.config.paths import PROJECT_ROOT
 TIMINGS_DIR = PROJECT_ROOT / "reports" / "timings"
 
 _phases: dict[str, float] = {}
+#: where :func:`record` writes (a worker of a multi-worker training that is not the chief: its own folder)
+_directory: list[Path] = [TIMINGS_DIR]
+
+
+def write_under(root: Path) -> None:
+    """Make :func:`record` write to ``root/reports/timings`` (instead of the project's)."""
+    _directory[0] = root / "reports" / "timings"
 
 
 def process_age() -> float:
@@ -55,8 +62,9 @@ def phase(name: str) -> Iterator[None]:
         add(name, time.monotonic() - start)
 
 
-def record(stage: str, name: str, directory: Path = TIMINGS_DIR) -> dict:
+def record(stage: str, name: str, directory: Path | None = None) -> dict:
     """Write (and return) the stage's total and phases; the rest of the total is ``other``."""
+    directory = directory or _directory[0]
     total = time.monotonic() - _started
     phases = {key: round(value, 1) for key, value in _phases.items()}
     phases["other"] = round(max(total - sum(_phases.values()), 0.0), 1)

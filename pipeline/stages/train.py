@@ -21,10 +21,13 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config.schema import Params, TaskConfig
 from pipeline.config.paths import backbone_dir, prepared_dir, reports_dir, seeds_dir, task_model_dir
+
+if TYPE_CHECKING:
+    from pipeline.training.distribution import Placement
 
 GROUP = "group.json"  # in models/seeds/<task>/: the parent MLflow run of this configuration's seeds
 #: in models/seeds/<task>/ with ``tokenizer.extend_vocab``: the backbone's vocabulary with the added units
@@ -35,6 +38,7 @@ EXTENSION = "vocab_extension.json"
 
 def train(params: Params, task: str) -> dict:
     """Fine-tune every seed of one task; publish the best; return its best dev row."""
+    from pipeline.runtime import stage_timing
     from pipeline.runtime.stage_timing import phase
 
     with phase("import TensorFlow, bert4keras, MLflow"):
@@ -49,7 +53,7 @@ def train(params: Params, task: str) -> dict:
     from pipeline.text.tokenization import build_tokenizer
     from pipeline.text.vocab_extension import extension_for, write_extended_vocab
     from pipeline.training.checkpoints import fingerprint
-    from pipeline.training.distribution import fingerprint_token, place
+    from pipeline.training.distribution import fingerprint_tokens, place
     from pipeline.data.splits import subsample
     from pipeline.training.trainer import encode_all
     from pipeline.config.errors import ConfigError
@@ -58,6 +62,7 @@ def train(params: Params, task: str) -> dict:
     cfg = params.task(task)
     placement = place(cfg.distribute)  # before TensorFlow runs anything (logical devices, a cluster)
     root = placement.output_root(PROJECT_ROOT)
+    stage_timing.write_under(root)
     kind = build_kind(cfg)
     files = read_manifest(backbone_dir(cfg.backbone))
     data = prepared_dir(task)
@@ -93,6 +98,12 @@ def train(params: Params, task: str) -> dict:
     for stale in store.iterdir():  # seeds no longer asked for, and trainings cut short
         if stale.is_dir() and stale.name not in {str(seed) for seed in seeds}:
             shutil.rmtree(stale)
+    if placement.workers > 1 and not placement.all_agree(fingerprint_tokens(fingerprint(cfg, labels, inputs,
+                                                                                        precision=precision))):
+        raise ConfigError(f"tasks.{task}.distribute: the workers of this multi_worker training differ in params, "
+                          "data, backbone, code or resolved precision (their training fingerprints differ); hint: "
+                          "run the same commit with the same data on every worker, and set 'precision' explicitly "
+                          "when their hardware differs")
     parent = None
     if len(seeds) > 1 and placement.chief:
         parent = group_run(params, task, fingerprint(cfg.model_copy(update={"seeds": None}), labels, inputs), store)
@@ -101,14 +112,10 @@ def train(params: Params, task: str) -> dict:
     trained = {}
     for seed in seeds:
         seed_cfg = cfg.for_seed(seed)
-        key = fingerprint(seed_cfg, labels, inputs)
-        if not placement.all_agree(fingerprint_token(key)):
-            raise ConfigError(f"tasks.{task}.distribute: the workers of this multi_worker training differ in params, "
-                              "data, backbone or code (their training fingerprints differ); hint: run the same "
-                              "commit with the same data on every worker")
+        key = fingerprint(seed_cfg, labels, inputs, precision=precision)
         folder = store / str(seed)
         kept = folder.is_dir() and read_json(folder / bundle.META).get("fingerprint") == key
-        if placement.all_agree(int(kept)) and kept:
+        if placement.all_agree([int(kept)]) and kept:  # every worker keeps it, or every worker trains it
             print(f"[train] {task}: seed {seed} already trained with these params, data and code: kept", flush=True)
             job.adopt(folder)
         else:
@@ -184,7 +191,7 @@ class SeedTraining:
     def __init__(self, params: Params, task: str, kind: Any, files: Any, labels: list[str], precision: str,
                  train_records: list[dict], dev_records: list[dict], train_features: list, dev_features: list,
                  parent: dict | None, vocab: Path | None = None, extension: dict | None = None,
-                 placement: Any = None) -> None:
+                 placement: "Placement | None" = None) -> None:
         from pipeline.training.distribution import Placement
 
         self.params, self.task, self.kind, self.files, self.labels = params, task, kind, files, labels

@@ -43,11 +43,14 @@ def checkpoint_dir(task: str, root: Path = PROJECT_ROOT) -> Path:
     return root / "models" / "checkpoints" / task
 
 
-def fingerprint(cfg: TaskConfig, labels: list[str], files: Iterable[Path], root: Path = PROJECT_ROOT) -> str:
-    """A hash of the params, labels, input files (prepared data, backbone manifest and config) and
-    the training code (the train stage's import closure for the task's kind, as dvc.yaml lists it):
-    resuming is only safe when all of them are unchanged."""
-    digest = hashlib.sha256(json.dumps({"cfg": cfg.model_dump(), "labels": labels}, sort_keys=True).encode())
+def fingerprint(cfg: TaskConfig, labels: list[str], files: Iterable[Path], root: Path = PROJECT_ROOT,
+                precision: str | None = None) -> str:
+    """A hash of the params, labels, input files (prepared data, backbone manifest and config), the
+    training code (the train stage's import closure for the task's kind, as dvc.yaml lists it) and the
+    dtype policy ``precision: auto`` resolved to on this machine: resuming is only safe when all of them
+    are unchanged."""
+    described = {"cfg": cfg.model_dump(), "labels": labels, **({"policy": precision} if precision else {})}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode())
     digest.update(code_digest(stage_code("train", cfg.kind)).encode())
     for path in files:
         digest.update(str(path.name).encode())

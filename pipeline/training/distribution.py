@@ -9,19 +9,22 @@ over replicas and workers by the strategy and every copy of the weights takes th
 Every worker of a ``multi_worker`` training runs the same stage on the same batches (the same
 seeds draw them) and takes its replicas' slices. The chief writes the outputs and logs to MLflow;
 the others write theirs under ``.workers/<task type>-<index>/`` (checkpoints included: each worker
-resumes from its own, once all of them hold the same epoch).
+resumes from its own, once all of them hold the same epoch). Whatever could differ between workers is
+decided together through a collective sum (:meth:`Placement.all_agree`, :meth:`Placement.any_true`): the
+training fingerprint, a kept seed, the epoch to resume, early stopping. A worker left waiting in a
+collective operation (its peer died) stops with an error after :data:`COLLECTIVE_TIMEOUT_S`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import zlib
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Sequence
 
 from pipeline.config.distribution import Distribute
 from pipeline.config.errors import ConfigError
@@ -30,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 #: under the project root: the outputs of the workers that are not the chief
 WORKERS_DIR = ".workers"
+#: a worker waiting this long in a collective operation (its peer died or never came) stops with an error
+COLLECTIVE_TIMEOUT_S = 1800
 
 Batch = tuple
 
@@ -72,30 +77,46 @@ class Placement:
             return f"{self.name}: {where} on {self.workers} workers (this one: {self.task_type} {self.task_index}, {devices})"
         return f"{self.name}: {where} ({devices})"
 
-    def all_agree(self, value: int) -> bool:
-        """Whether every worker passed the same ``value`` (a small integer; every worker must call this at
-        the same point: it is a collective operation). Trivially true on one worker."""
-        if self.workers == 1:
-            return True
-        import tensorflow as tf
+    def summed(self, values: Sequence[float]) -> list[float]:
+        """``values`` summed over every replica of every worker (each replica adds its worker's values).
+        A collective operation: every worker must call it at the same point, with as many values."""
+        from pipeline.runtime.tf_runtime import tf
 
-        local = tf.constant([float(value), float(value) ** 2], tf.float64)
+        local = tf.constant([float(value) for value in values], tf.float64)
 
         def on_replica() -> Any:
             return tf.distribute.get_replica_context().all_reduce("SUM", local)
 
         @tf.function(autograph=False)
-        def summed() -> Any:
+        def all_reduce() -> Any:
             return self.strategy.run(on_replica)
 
-        total, squares = self.strategy.experimental_local_results(summed())[0].numpy()
-        # equality in Cauchy-Schwarz: n * sum(v^2) == sum(v)^2 exactly when all v are equal
-        return self.replicas * squares == total * total
+        return [float(total) for total in self.strategy.experimental_local_results(all_reduce())[0].numpy()]
+
+    def all_agree(self, values: Sequence[int]) -> bool:
+        """Whether every worker passed the same ``values`` (integers below 2**16; a collective operation,
+        see :meth:`summed`). Trivially true on one worker."""
+        if self.workers == 1:
+            return True
+        if any(not 0 <= value < 1 << 16 for value in values):
+            raise ValueError(f"all_agree compares integers in [0, 65536), not {list(values)}")
+        sums = self.summed([*values, *(value * value for value in values)])
+        totals, squares = sums[: len(values)], sums[len(values):]
+        # equality in Cauchy-Schwarz: n * sum(v^2) == sum(v)^2 exactly when all v are equal (exact in
+        # float64: n * 2**32 stays far below 2**53)
+        return all(self.replicas * square == total * total for total, square in zip(totals, squares))
+
+    def any_true(self, flag: bool) -> bool:
+        """Whether any worker passed True (a collective operation, see :meth:`summed`); ``flag`` on one worker."""
+        if self.workers == 1:
+            return flag
+        return self.summed([1.0 if flag else 0.0])[0] > 0
 
 
-def fingerprint_token(key: str) -> int:
-    """A 24-bit number of a fingerprint, for :meth:`Placement.all_agree` (its square stays exact)."""
-    return zlib.crc32(key.encode()) & 0xFFFFFF
+def fingerprint_tokens(text: str) -> list[int]:
+    """64 bits of a hash of ``text`` as four 16-bit integers, for :meth:`Placement.all_agree`."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [int.from_bytes(digest[i: i + 2], "big") for i in range(0, 8, 2)]
 
 
 def cluster_of(tf_config: str | None) -> tuple[str, int, int]:
@@ -107,16 +128,35 @@ def cluster_of(tf_config: str | None) -> tuple[str, int, int]:
         raise ConfigError(f"distribute.strategy: multi_worker needs the TF_CONFIG environment variable; {hint}")
     try:
         config = json.loads(tf_config)
-        cluster, task = config["cluster"], config["task"]
-        task_type, index = str(task["type"]), int(task["index"])
-        members = {name: list(addresses) for name, addresses in cluster.items() if name in ("chief", "worker")}
-        if task_type not in members or not 0 <= index < len(members[task_type]):
-            raise ValueError(f"task {task_type} {index} is not in the cluster")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"TF_CONFIG: {exc}; {hint}") from None
+    except ValueError as exc:
+        raise ConfigError(f"TF_CONFIG is not JSON ({exc}); {hint}") from None
+    problem = tf_config_problem(config)
+    if problem:
+        raise ConfigError(f"TF_CONFIG: {problem}; {hint}")
+    members = {name: addresses for name, addresses in config["cluster"].items() if name in ("chief", "worker")}
+    task_type, index = config["task"]["type"], config["task"]["index"]
     workers = sum(len(addresses) for addresses in members.values())
-    chief = task_type == "chief" or ("chief" not in members and task_type == "worker" and index == 0)
+    chief = task_type == "chief" or (not members.get("chief") and task_type == "worker" and index == 0)
     return ("chief" if chief else task_type), index, workers
+
+
+def tf_config_problem(config: Any) -> str | None:
+    """What is wrong with a parsed ``TF_CONFIG`` for a multi-worker training (None: nothing)."""
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or not isinstance(config.get("task"), dict):
+        return "needs a 'cluster' object and a 'task' object"
+    cluster, task = config["cluster"], config["task"]
+    for name in ("chief", "worker"):
+        addresses = cluster.get(name, [])
+        if not isinstance(addresses, list) or not all(isinstance(address, str) and ":" in address for address in addresses):
+            return f"cluster.{name} must be a list of 'host:port' strings (got {addresses!r})"
+    if not cluster.get("worker") and not cluster.get("chief"):
+        return "the cluster names no 'worker' (nor 'chief')"
+    task_type, index = task.get("type"), task.get("index")
+    if not isinstance(index, int) or isinstance(index, bool):
+        return f"task.index must be a whole number (got {index!r})"
+    if task_type not in ("chief", "worker") or not 0 <= index < len(cluster.get(task_type, [])):
+        return f"task {task_type} {index} is not in the cluster"
+    return None
 
 
 def place(distribute: Distribute) -> Placement:
@@ -133,7 +173,8 @@ def place(distribute: Distribute) -> Placement:
             devices = [f"/cpu:{index}" for index in range(distribute.cpu_replicas)]
         return Placement(tf.distribute.MirroredStrategy(devices=devices), "mirrored")
     task_type, index, workers = cluster_of(os.environ.get("TF_CONFIG"))
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_S)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     return Placement(strategy, "multi_worker", task_type, index, workers)
 
 

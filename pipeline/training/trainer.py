@@ -118,12 +118,16 @@ class EarlyStopping(keras.callbacks.Callback):
     """Stops training when the dev metric has not gained more than ``min_delta`` for ``patience``
     epochs; must follow the dev evaluation (and the epoch checkpoint) in the callback list."""
 
-    def __init__(self, evaluation: DevEvaluation, patience: int, min_delta: float) -> None:
+    def __init__(self, evaluation: DevEvaluation, patience: int, min_delta: float,
+                 placement: Placement | None = None) -> None:
         super().__init__()
         self.evaluation, self.patience, self.min_delta = evaluation, patience, min_delta
+        #: the workers of a multi-worker training stop together (when any of them sees the stall)
+        self.placement = placement or Placement()
 
     def stalled(self) -> bool:
-        return epochs_without_gain(self.evaluation.history, self.evaluation.metric, self.min_delta) >= self.patience
+        stalled = epochs_without_gain(self.evaluation.history, self.evaluation.metric, self.min_delta) >= self.patience
+        return self.placement.any_true(stalled)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.stalled():
@@ -175,7 +179,7 @@ def fit(
         state = checkpoints.state()
         if state is not None and state["epochs_done"] > cfg.epochs:
             state = None
-        if not placement.all_agree(state["epochs_done"] if state else 0):
+        if not placement.all_agree([state["epochs_done"] if state else 0]):
             logger.info("the workers hold different completed epochs of this training: all of them start over")
             state = None
         if state is not None:
@@ -191,7 +195,7 @@ def fit(
             )
         callbacks.append(EpochCheckpoint(checkpoints, evaluation, placement.scope))
     if cfg.early_stopping is not None:
-        stopper = EarlyStopping(evaluation, cfg.early_stopping.patience, cfg.early_stopping.min_delta)
+        stopper = EarlyStopping(evaluation, cfg.early_stopping.patience, cfg.early_stopping.min_delta, placement)
         callbacks.append(stopper)
         if done and stopper.stalled():  # the interrupted training had already stopped early
             logger.info(f"early stopping had ended this training after epoch {done}")
